@@ -1,0 +1,51 @@
+"""The Dramatiq broker, built by the kernel (never at import time), and job metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dramatiq
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import Middleware
+from dramatiq.middleware.asyncio import AsyncIO
+
+from core import metrics
+
+
+class JobMetrics(Middleware):
+    """Counts job outcomes per actor: success, failure, retry."""
+
+    def after_process_message(
+        self, broker: dramatiq.Broker, message: dramatiq.Message[Any], *, result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        if exception is None:
+            outcome = "success"
+        else:
+            retries = message.options.get("retries", 0)
+            max_retries = message.options.get("max_retries")
+            if max_retries is None:
+                actor = broker.actors.get(message.actor_name)
+                max_retries = actor.options.get("max_retries", 20) if actor else 0
+            outcome = "failure" if retries >= max_retries else "retry"
+        metrics.JOBS.labels(message.actor_name, outcome).inc()
+
+
+def build_broker(url: str | None) -> dramatiq.Broker:
+    """A Redis or RabbitMQ broker from the URL; ``stub://`` (or no URL) gives an in-memory one."""
+    broker: dramatiq.Broker
+    if not url or url.startswith("stub://"):
+        broker = StubBroker()
+    elif url.startswith(("amqp://", "amqps://")):
+        from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+        broker = RabbitmqBroker(url=url, confirm_delivery=True)
+    elif url.startswith(("redis://", "rediss://", "unix://")):
+        from dramatiq.brokers.redis import RedisBroker
+
+        broker = RedisBroker(url=url, namespace="soundhive-tasks")
+    else:
+        raise ValueError(f"unsupported broker URL scheme in {url.split('://', 1)[0]!r}")
+    broker.add_middleware(AsyncIO())
+    broker.add_middleware(JobMetrics())
+    return broker

@@ -1,0 +1,74 @@
+"""Async database access: one pooled engine per process, sessions per request or job.
+
+Services own their transactions (``async with session.begin()``); repositories only run SQL.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from core import metrics
+
+
+def async_url(url: str) -> str:
+    """Normalise ``postgres://`` / ``postgresql://`` URLs to the psycopg 3 async driver."""
+    for prefix in ("postgresql+psycopg://", "postgresql+asyncpg://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+class Database:
+    """Owns the engine and session factory; created lazily so import does no work."""
+
+    def __init__(self, url: str, *, pool_size: int = 10, max_overflow: int = 20) -> None:
+        self.url = async_url(url)
+        self.engine: AsyncEngine = create_async_engine(
+            self.url,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_pre_ping=True,
+            pool_timeout=5,
+            pool_recycle=1800,
+            connect_args={"connect_timeout": 5},
+        )
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        _time_queries(self.engine)
+
+    def session(self) -> AsyncSession:
+        return self.sessionmaker()
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def _time_queries(engine: AsyncEngine) -> None:
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "before_cursor_execute")
+    def _start(conn: Any, cursor: Any, statement: Any, params: Any, context: Any, many: Any) -> None:
+        conn.info.setdefault("query_start", []).append(time.perf_counter())
+
+    @event.listens_for(sync_engine, "after_cursor_execute")
+    def _end(conn: Any, cursor: Any, statement: Any, params: Any, context: Any, many: Any) -> None:
+        started = conn.info["query_start"].pop()
+        verb = statement.lstrip().split(" ", 1)[0].upper()[:10]
+        metrics.DB_QUERY_SECONDS.labels(verb).observe(time.perf_counter() - started)
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session for one request; closed (and rolled back if left open) afterwards."""
+    async with request.app.state.kernel.db.session() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]

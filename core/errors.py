@@ -1,0 +1,225 @@
+"""Domain exceptions and RFC 9457 problem+json responses for every error path."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger("soundhive.errors")
+
+_HTTP_CODES: dict[int, str] = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    406: "NOT_ACCEPTABLE",
+    409: "DUPLICATE_RESOURCE",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    416: "RANGE_NOT_SATISFIABLE",
+    422: "VALIDATION_FAILED",
+    429: "RATE_LIMITED",
+    500: "INTERNAL_ERROR",
+    503: "SERVICE_UNAVAILABLE",
+}
+
+
+class DomainError(Exception):
+    """A failure a client can act on; rendered as a problem with ``code`` and ``status``."""
+
+    status: ClassVar[int] = 400
+    code: ClassVar[str] = "BAD_REQUEST"
+    title: ClassVar[str] = "Bad request"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.instance_code = code or self.code
+        self.headers = headers or {}
+        self.extra = extra
+
+
+class BadRequest(DomainError):
+    pass
+
+
+class Unauthorized(DomainError):
+    status, code, title = 401, "UNAUTHORIZED", "Unauthorized"
+
+    def __init__(self, detail: str | None = None, **kw: Any) -> None:
+        kw.setdefault("headers", {"WWW-Authenticate": 'Bearer realm="soundhive"'})
+        super().__init__(detail, **kw)
+
+
+class Forbidden(DomainError):
+    status, code, title = 403, "FORBIDDEN", "Forbidden"
+
+
+class AccountBanned(Forbidden):
+    code, title = "ACCOUNT_BANNED", "Account banned"
+
+
+class NotFound(DomainError):
+    status, code, title = 404, "NOT_FOUND", "Not found"
+
+
+class Conflict(DomainError):
+    status, code, title = 409, "DUPLICATE_RESOURCE", "Duplicate resource"
+
+
+class ValidationFailed(DomainError):
+    status, code, title = 422, "VALIDATION_FAILED", "Validation failed"
+
+
+class PayloadTooLarge(DomainError):
+    status, code, title = 413, "PAYLOAD_TOO_LARGE", "Payload too large"
+
+
+class UnsupportedMediaType(DomainError):
+    status, code, title = 415, "UNSUPPORTED_MEDIA_TYPE", "Unsupported media type"
+
+
+class RateLimited(DomainError):
+    status, code, title = 429, "RATE_LIMITED", "Too many requests"
+
+
+class ServiceUnavailable(DomainError):
+    status, code, title = 503, "SERVICE_UNAVAILABLE", "Service unavailable"
+
+
+def problem_type(code: str) -> str:
+    """A stable URI per problem code, documented in docs/errors.md."""
+    return "urn:soundhive:problem:" + code.lower().replace("_", "-")
+
+
+def problem_response(
+    request: Request | None,
+    *,
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    """Build the problem+json response every error path goes through."""
+    body: dict[str, Any] = {
+        "type": problem_type(code),
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "request_id": request_id_of(request),
+    }
+    if request is not None:
+        body["instance"] = request.url.path
+    body.update(extra)
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def request_id_of(request: Request | None) -> str | None:
+    if request is None:
+        return None
+    return request.scope.get("state", {}).get("request_id")
+
+
+def _is_unavailable(exc: BaseException) -> bool:
+    """Infrastructure faults (database, Redis, broker, storage down) become 503, not 500."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+    from sqlalchemy.exc import DBAPIError, TimeoutError as PoolTimeout
+
+    if isinstance(exc, (RedisConnectionError, RedisTimeoutError, PoolTimeout, ConnectionError)):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    import psycopg
+
+    return isinstance(getattr(exc, "orig", exc), psycopg.OperationalError)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every exception to a problem+json body with ``code`` and ``request_id``."""
+
+    async def domain_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, DomainError)
+        return problem_response(
+            request,
+            status=exc.status,
+            code=exc.instance_code,
+            title=exc.title,
+            detail=exc.detail,
+            headers=exc.headers,
+            **exc.extra,
+        )
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
+        if exc.status_code == 404 and exc.detail == "Not Found":
+            detail = f"No route matches {request.method} {request.url.path}."
+        else:
+            detail = str(exc.detail)
+        title = code.replace("_", " ").capitalize()
+        return problem_response(
+            request,
+            status=exc.status_code,
+            code=code,
+            title=title,
+            detail=detail,
+            headers=dict(exc.headers or {}),
+        )
+
+    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = [
+            {"loc": [str(part) for part in err.get("loc", ())], "msg": err.get("msg", "")}
+            for err in exc.errors()
+        ]
+        return problem_response(
+            request,
+            status=422,
+            code="VALIDATION_FAILED",
+            title="Validation failed",
+            detail="The request is not valid; see 'errors'.",
+            errors=errors,
+        )
+
+    async def unhandled(request: Request, exc: Exception) -> JSONResponse:
+        if _is_unavailable(exc):
+            log.warning("dependency unavailable: %s", type(exc).__name__)
+            return problem_response(
+                request,
+                status=503,
+                code="SERVICE_UNAVAILABLE",
+                title="Service unavailable",
+                detail="A backing service is unavailable; try again shortly.",
+                headers={"Retry-After": "5"},
+            )
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response(
+            request,
+            status=500,
+            code="INTERNAL_ERROR",
+            title="Internal server error",
+            detail="An unexpected error occurred; quote the request_id when reporting it.",
+        )
+
+    app.add_exception_handler(DomainError, domain_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(Exception, unhandled)

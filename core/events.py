@@ -1,0 +1,150 @@
+"""Domain events through a transactional outbox.
+
+A service calls :func:`emit` inside its transaction; the row commits (or rolls back) with the
+change. The relay moves committed rows to the broker, one message per subscribing actor, so a
+broker outage delays events but never loses them. Delivery is at-least-once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import dramatiq
+from sqlalchemy import Column, DateTime, Index, delete, func, select, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import Field, SQLModel
+
+from core import metrics
+
+if TYPE_CHECKING:
+    from core.kernel import Kernel
+
+log = logging.getLogger("soundhive.events")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class OutboxEvent(SQLModel, table=True):
+    """A domain event waiting to be (or already) relayed to subscribers."""
+
+    __tablename__ = "core_outbox"
+    __table_args__ = (
+        Index(
+            "ix_core_outbox_pending",
+            "occurred_at",
+            postgresql_where=text("relayed_at IS NULL"),
+        ),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    type: str = Field(max_length=100)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
+    occurred_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+    relayed_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+
+
+def emit(session: AsyncSession, event_type: str, payload: dict[str, Any]) -> OutboxEvent:
+    """Record a domain event in the caller's transaction; relayed after commit."""
+    row = OutboxEvent(type=event_type, payload=payload)
+    session.add(row)
+    session.info["outbox_dirty"] = True
+    return row
+
+
+def event_message(kernel: Kernel, actor_name: str, row: OutboxEvent) -> dramatiq.Message[Any]:
+    actor = kernel.broker.get_actor(actor_name)
+    return dramatiq.Message(
+        queue_name=actor.queue_name,
+        actor_name=actor_name,
+        args=(),
+        kwargs={
+            "id": str(row.id),
+            "type": row.type,
+            "payload": row.payload,
+            "occurred_at": row.occurred_at.isoformat(),
+        },
+        options={},
+    )
+
+
+async def relay_pending(kernel: Kernel, *, batch: int = 200) -> int:
+    """Send committed, unrelayed events to their subscribers; returns how many were relayed.
+
+    Rows are locked with SKIP LOCKED so several relays (API processes, scheduler) never send
+    the same batch twice at once. If the broker fails, the transaction rolls back and the
+    rows wait for the next attempt.
+    """
+    relayed = 0
+    async with kernel.db.session() as session, session.begin():
+        rows = (
+            await session.scalars(
+                select(OutboxEvent)
+                .where(OutboxEvent.relayed_at.is_(None))  # type: ignore[union-attr]
+                .order_by(OutboxEvent.occurred_at)  # type: ignore[arg-type]
+                .limit(batch)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+        if not rows:
+            return 0
+        messages = [
+            event_message(kernel, actor_name, row)
+            for row in rows
+            for actor_name in kernel.subscriptions.get(row.type, ())
+        ]
+        if messages:
+            await asyncio.to_thread(_enqueue_all, kernel.broker, messages)
+        now = utcnow()
+        for row in rows:
+            row.relayed_at = now
+            relayed += 1
+    metrics.OUTBOX_RELAYED.inc(relayed)
+    return relayed
+
+
+def _enqueue_all(broker: dramatiq.Broker, messages: list[dramatiq.Message[Any]]) -> None:
+    for message in messages:
+        broker.enqueue(message)
+
+
+async def pending_count(kernel: Kernel) -> int:
+    async with kernel.db.session() as session:
+        count = await session.scalar(
+            select(func.count()).select_from(OutboxEvent).where(
+                OutboxEvent.relayed_at.is_(None)  # type: ignore[union-attr]
+            )
+        )
+    metrics.OUTBOX_PENDING.set(count or 0)
+    return int(count or 0)
+
+
+async def prune_relayed(kernel: Kernel, *, older_than: timedelta = timedelta(days=7)) -> int:
+    """Delete relayed events past the retention window."""
+    async with kernel.db.session() as session, session.begin():
+        result = await session.execute(
+            delete(OutboxEvent).where(
+                OutboxEvent.relayed_at < utcnow() - older_than  # type: ignore[operator]
+            )
+        )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def relay_after_commit(kernel: Kernel, session: AsyncSession) -> None:
+    """Relay right away after a request that emitted events; failures are left to the relay loop."""
+    if not session.info.pop("outbox_dirty", False):
+        return
+    try:
+        await relay_pending(kernel)
+    except Exception as exc:  # the scheduler's relay loop retries; nothing is lost
+        log.warning("outbox relay deferred: %s: %s", type(exc).__name__, exc)

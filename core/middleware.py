@@ -1,0 +1,181 @@
+"""Pure-ASGI middleware, outermost first: CORS → request id → rate limit → concurrency
+limit → access log (SPEC §8). Pure ASGI keeps streaming responses (SSE, Range) intact."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+import structlog
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from core import metrics
+from core.errors import _is_unavailable, problem_response
+from core.ratelimit import client_identity, hit
+
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_EXEMPT = ("/healthz", "/readyz", "/metrics", "/docs", "/openapi.json", "/redoc")
+access_log = structlog.get_logger("soundhive.access")
+log = logging.getLogger("soundhive.http")
+
+
+def _with_headers(send: Send, extra: list[tuple[bytes, bytes]]) -> Send:
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), *extra]}
+        await send(message)
+
+    return wrapped
+
+
+class RequestIdMiddleware:
+    """Accepts a safe ``X-Request-ID`` or makes one, echoes it, and turns any exception that
+    escaped the app into a problem response (503 for a dependency outage, else 500)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                headers = [
+                    (k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"
+                ]
+                headers.append((b"x-request-id", request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            if started:
+                raise
+            if _is_unavailable(exc):
+                log.warning("dependency unavailable: %s", type(exc).__name__)
+                response = problem_response(
+                    Request(scope), status=503, code="SERVICE_UNAVAILABLE",
+                    title="Service unavailable",
+                    detail="A backing service is unavailable; try again shortly.",
+                    headers={"Retry-After": "5"},
+                )
+            else:
+                log.exception("unhandled error", exc_info=exc)
+                response = problem_response(
+                    Request(scope), status=500, code="INTERNAL_ERROR",
+                    title="Internal server error",
+                    detail="An unexpected error occurred; quote the request_id when reporting it.",
+                )
+            await response(scope, receive, send_with_id)
+        finally:
+            structlog.contextvars.unbind_contextvars("request_id")
+
+
+class RateLimitMiddleware:
+    """Per-principal (bearer token) or per-IP fixed window on ``/api/``; fails open."""
+
+    def __init__(self, app: ASGIApp, *, kernel: Any, limit: int, window: int) -> None:
+        self.app, self.kernel, self.limit, self.window = app, kernel, limit, window
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+            await self.app(scope, receive, send)
+            return
+        identity = client_identity(scope["headers"], scope.get("client"))
+        decision = await hit(self.kernel.cache, identity, self.limit, self.window)
+        if decision is None:
+            await self.app(scope, receive, send)
+            return
+        headers = [(k.lower().encode(), v.encode()) for k, v in decision.headers().items()]
+        if not decision.allowed:
+            response = problem_response(
+                Request(scope), status=429, code="RATE_LIMITED", title="Too many requests",
+                detail=f"Rate limit of {self.limit} requests per {self.window} s exceeded.",
+                headers=decision.headers(),
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, _with_headers(send, headers))
+
+
+class ConcurrencyLimitMiddleware:
+    """Sheds load with 503 once ``limit`` requests are in flight in this process."""
+
+    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+        self.app, self.limit, self.in_flight = app, limit, 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in _EXEMPT:
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.limit:
+            response = problem_response(
+                Request(scope), status=503, code="SERVICE_UNAVAILABLE", title="Server busy",
+                detail="Too many requests in flight; retry shortly.", headers={"Retry-After": "1"},
+            )
+            await response(scope, receive, send)
+            return
+        self.in_flight += 1
+        metrics.HTTP_IN_FLIGHT.inc()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+            metrics.HTTP_IN_FLIGHT.dec()
+
+
+class AccessLogMiddleware:
+    """One JSON line per request and per-route metrics. Logs the path only: query strings
+    (presigned signatures) and headers (tokens) are never written."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            elapsed = time.perf_counter() - start
+            route = getattr(scope.get("route"), "path", None) or "<unmatched>"
+            method = scope["method"]
+            metrics.HTTP_REQUESTS.labels(method, route, str(status)).inc()
+            metrics.HTTP_LATENCY.labels(method, route).observe(elapsed)
+            if status >= 500:
+                metrics.HTTP_ERRORS.labels(method, route).inc()
+            if scope["path"] not in ("/healthz", "/metrics"):
+                client = scope.get("client")
+                access_log.info(
+                    "request",
+                    method=method,
+                    path=scope["path"],
+                    route=route,
+                    status=status,
+                    duration_ms=round(elapsed * 1000, 2),
+                    client=client[0] if client else None,
+                )
