@@ -17,6 +17,7 @@ from starlette.middleware import Middleware
 from core import __version__
 from core.errors import install_error_handlers
 from core.kernel import Kernel
+from core.logging import configure_logging
 from core.middleware import (
     AccessLogMiddleware,
     ConcurrencyLimitMiddleware,
@@ -38,6 +39,7 @@ def create_app(
     """Build the API for ``settings``: load and validate skills, mount their routers."""
     settings = settings or (kernel.settings if kernel else Settings())
     kernel = kernel or Kernel(settings, extra_plugins=extra_plugins)
+    configure_logging(settings.log_level, json=settings.log_json)
     limit, window = parse_rate(settings.rate_limit)
 
     @asynccontextmanager

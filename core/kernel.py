@@ -54,7 +54,8 @@ class Kernel:
         return [info for info in self.skills.values() if info.enabled]
 
     def call_each(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
-        return call_each(self.pm, hook_name, **kwargs)
+        """Call a hook skill by skill, in dependency order, tagging results with the skill."""
+        return call_each(self.pm, hook_name, order=[i.name for i in self.enabled], **kwargs)
 
     def _collect(self) -> None:
         for key in CORE_CACHE_KEYS:

@@ -138,6 +138,16 @@ class ConcurrencyLimitMiddleware:
             metrics.HTTP_IN_FLIGHT.dec()
 
 
+def route_template(scope: Scope) -> str:
+    """The matched route's full path template (``/api/v1/tracks/{id}``), never the raw path,
+    so metric labels stay few. FastAPI keeps the prefixed path on its effective route context."""
+    context = scope.get("fastapi", {}).get("effective_route_context")
+    path = getattr(context, "path", "") if context is not None else ""
+    if not path:
+        path = getattr(scope.get("route"), "path", "") or ""
+    return path or "<unmatched>"
+
+
 class AccessLogMiddleware:
     """One JSON line per request and per-route metrics. Logs the path only: query strings
     (presigned signatures) and headers (tokens) are never written."""
@@ -162,7 +172,7 @@ class AccessLogMiddleware:
             await self.app(scope, receive, capture)
         finally:
             elapsed = time.perf_counter() - start
-            route = getattr(scope.get("route"), "path", None) or "<unmatched>"
+            route = route_template(scope)
             method = scope["method"]
             metrics.HTTP_REQUESTS.labels(method, route, str(status)).inc()
             metrics.HTTP_LATENCY.labels(method, route).observe(elapsed)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -112,9 +113,12 @@ def revision(kernel: Kernel, skill: str, message: str, *, autogenerate: bool = T
     cfg.attributes["tables"] = set(kernel.skills[skill].tables)
     locations: dict[str, Path] = cfg.attributes["locations"]
     script = ScriptDirectory.from_config(cfg)
-    has_branch = any(skill in rev.branch_labels for rev in script.walk_revisions())
-    if has_branch:
-        command.revision(cfg, message=message, autogenerate=autogenerate, head=f"{skill}@head")
+    in_branch = [rev for rev in script.walk_revisions() if skill in _branch_of(script, rev)]
+    rev_id = f"{skill.replace('-', '_')}_{len(in_branch) + 1:04d}"
+    if in_branch:
+        command.revision(
+            cfg, message=message, autogenerate=autogenerate, head=f"{skill}@head", rev_id=rev_id
+        )
         return
     info = kernel.skills[skill]
     folder = locations.get(skill) or Path(info.module.__file__).parent / "migrations"
@@ -127,4 +131,13 @@ def revision(kernel: Kernel, skill: str, message: str, *, autogenerate: bool = T
         branch_label=skill,
         version_path=str(folder),
         depends_on="core_0001",
+        rev_id=rev_id,
     )
+
+
+def _branch_of(script: ScriptDirectory, rev: Any) -> set[str]:
+    """Branch labels that apply to ``rev`` (its own or its base revision's)."""
+    labels: set[str] = set()
+    for ancestor in script.iterate_revisions(rev.revision, "base"):
+        labels.update(ancestor.branch_labels)
+    return labels

@@ -101,7 +101,9 @@ def load_skills(
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise SkillError(f"skill {exc.plugin!r} implements an unknown hook: {exc}") from exc
+        name = pm.get_name(exc.plugin) or repr(exc.plugin)
+        hook = str(exc).split("'")[1] if "'" in str(exc) else str(exc)
+        raise SkillError(f"skill {name!r} implements an unknown hook {hook!r}") from exc
     ordered = dependency_order(infos)
     for info in ordered:
         problems = _check_settings(pm, info, settings)
@@ -166,15 +168,25 @@ def _check_settings(pm: pluggy.PluginManager, info: SkillInfo, settings: Setting
 
 
 def call_each(
-    pm: pluggy.PluginManager, hook_name: str, *, only: str | None = None, **kwargs: Any
+    pm: pluggy.PluginManager,
+    hook_name: str,
+    *,
+    only: str | None = None,
+    order: list[str] | None = None,
+    **kwargs: Any,
 ) -> list[tuple[str, Any]]:
     """Call one hook skill by skill, returning ``(skill, result)`` pairs (None results dropped).
 
-    Each implementation receives only the arguments it declares, as pluggy does.
+    Skills are called in ``order`` (dependency order) when given. Each implementation
+    receives only the arguments it declares, as pluggy does.
     """
     hook = getattr(pm.hook, hook_name)
     results: list[tuple[str, Any]] = []
-    for impl in reversed(hook.get_hookimpls()):
+    impls = list(hook.get_hookimpls())
+    if order is not None:
+        rank = {name: i for i, name in enumerate(order)}
+        impls.sort(key=lambda impl: rank.get(impl.plugin_name, len(rank)))
+    for impl in impls:
         name = impl.plugin_name
         if only is not None and name != only:
             continue

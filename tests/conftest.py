@@ -1,0 +1,1 @@
+"""Test configuration: the fixtures come from Soundhive's own pytest plugin (core.testing)."""

@@ -1,0 +1,1 @@
+"""Skill packages that exist only for kernel tests (loaded through synthetic entry points)."""
