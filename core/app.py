@@ -60,8 +60,13 @@ def create_app(
                 allow_methods=["*"],
                 allow_headers=["Authorization", "Content-Type", "X-Request-ID", "Last-Event-ID"],
                 expose_headers=[
-                    "X-Request-ID", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset",
-                    "RateLimit-Policy", "Retry-After", "Location",
+                    "X-Request-ID",
+                    "RateLimit-Limit",
+                    "RateLimit-Remaining",
+                    "RateLimit-Reset",
+                    "RateLimit-Policy",
+                    "Retry-After",
+                    "Location",
                 ],
             ),
             Middleware(RequestIdMiddleware),
@@ -83,7 +88,7 @@ def mount_skill_routers(app: FastAPI, kernel: Kernel) -> None:
         (method, route.path): "core"
         for route in app.routes
         if isinstance(route, APIRoute)
-        for method in route.methods
+        for method in route.methods or ()
     }
     for hook, prefix in (("register_routers", API_PREFIX), ("register_public_routers", "")):
         for skill, routers in kernel.call_each(hook, kernel=kernel):
@@ -92,7 +97,7 @@ def mount_skill_routers(app: FastAPI, kernel: Kernel) -> None:
                     if not isinstance(route, APIRoute):
                         continue
                     path = prefix + route.path
-                    for method in route.methods:
+                    for method in route.methods or ():
                         owner = claimed.get((method, path))
                         if owner is not None:
                             raise SkillError(
@@ -100,7 +105,7 @@ def mount_skill_routers(app: FastAPI, kernel: Kernel) -> None:
                                 f"already claimed by {owner!r}"
                             )
                         claimed[(method, path)] = skill
-                    kernel.skills[skill].routes.append(f"{','.join(sorted(route.methods))} {path}")
+                    kernel.skills[skill].routes.append(f"{','.join(sorted(route.methods or ()))} {path}")
                 app.include_router(router, prefix=prefix, tags=[] if router.tags else [skill])
 
 

@@ -16,7 +16,11 @@ class JobMetrics(Middleware):
     """Counts job outcomes per actor: success, failure, retry."""
 
     def after_process_message(
-        self, broker: dramatiq.Broker, message: dramatiq.Message[Any], *, result: Any = None,
+        self,
+        broker: dramatiq.Broker,
+        message: Any,
+        *,
+        result: Any = None,
         exception: BaseException | None = None,
     ) -> None:
         if exception is None:

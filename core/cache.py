@@ -108,7 +108,11 @@ class Cache:
             self._failed(exc)
 
     async def get_or_set(
-        self, namespace: str, suffix: str, loader: Callable[[], Awaitable[T]], ttl: int | None = None
+        self,
+        namespace: str,
+        suffix: str,
+        loader: Callable[[], Awaitable[T]],
+        ttl: int | None = None,
     ) -> T:
         """The cached JSON value, or ``loader()``'s value stored for next time.
 

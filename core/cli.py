@@ -139,7 +139,9 @@ def cache_keys() -> None:
     kernel = _kernel()
     typer.echo(f"{'key pattern':<32} {'owner':<26} {'ttl':>7}  description")
     for namespace, (owner, key) in sorted(kernel.cache_keys.items()):
-        typer.echo(f"{'sh:' + namespace + ':*':<32} {owner:<26} {key.ttl_seconds:>6}s  {key.description}")
+        typer.echo(
+            f"{'sh:' + namespace + ':*':<32} {owner:<26} {key.ttl_seconds:>6}s  {key.description}"
+        )
 
 
 def _default_jwks_url(env: str, host: str, port: int) -> None:

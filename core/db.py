@@ -11,7 +11,12 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from core import metrics
 
@@ -55,7 +60,9 @@ def _time_queries(engine: AsyncEngine) -> None:
     sync_engine = engine.sync_engine
 
     @event.listens_for(sync_engine, "before_cursor_execute")
-    def _start(conn: Any, cursor: Any, statement: Any, params: Any, context: Any, many: Any) -> None:
+    def _start(
+        conn: Any, cursor: Any, statement: Any, params: Any, context: Any, many: Any
+    ) -> None:
         conn.info.setdefault("query_start", []).append(time.perf_counter())
 
     @event.listens_for(sync_engine, "after_cursor_execute")

@@ -141,7 +141,8 @@ def _is_unavailable(exc: BaseException) -> bool:
     """Infrastructure faults (database, Redis, broker, storage down) become 503, not 500."""
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
-    from sqlalchemy.exc import DBAPIError, TimeoutError as PoolTimeout
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
 
     if isinstance(exc, (RedisConnectionError, RedisTimeoutError, PoolTimeout, ConnectionError)):
         return True

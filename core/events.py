@@ -121,7 +121,9 @@ def _enqueue_all(broker: dramatiq.Broker, messages: list[dramatiq.Message[Any]])
 async def pending_count(kernel: Kernel) -> int:
     async with kernel.db.session() as session:
         count = await session.scalar(
-            select(func.count()).select_from(OutboxEvent).where(
+            select(func.count())  # type: ignore[arg-type]
+            .select_from(OutboxEvent)
+            .where(
                 OutboxEvent.relayed_at.is_(None)  # type: ignore[union-attr]
             )
         )
@@ -134,7 +136,7 @@ async def prune_relayed(kernel: Kernel, *, older_than: timedelta = timedelta(day
     async with kernel.db.session() as session, session.begin():
         result = await session.execute(
             delete(OutboxEvent).where(
-                OutboxEvent.relayed_at < utcnow() - older_than  # type: ignore[operator]
+                OutboxEvent.relayed_at < utcnow() - older_than  # type: ignore[operator,arg-type]
             )
         )
     return int(getattr(result, "rowcount", 0) or 0)

@@ -58,15 +58,17 @@ class Kernel:
         return call_each(self.pm, hook_name, order=[i.name for i in self.enabled], **kwargs)
 
     def _collect(self) -> None:
-        for key in CORE_CACHE_KEYS:
-            self.cache_keys[key.namespace] = ("core", key)
+        for core_key in CORE_CACHE_KEYS:
+            self.cache_keys[core_key.namespace] = ("core", core_key)
         self.tables["core_outbox"] = "core"
         for skill, models in self.call_each("register_models"):
             for model in models:
                 table = getattr(model, "__tablename__", None) or model.__table__.name
-                owner = self.tables.get(table)
-                if owner is not None and owner != skill:
-                    raise SkillError(f"skill {skill!r} declares table {table!r}, owned by {owner!r}")
+                table_owner = self.tables.get(table)
+                if table_owner is not None and table_owner != skill:
+                    raise SkillError(
+                        f"skill {skill!r} declares table {table!r}, owned by {table_owner!r}"
+                    )
                 self.tables[table] = skill
                 self.skills[skill].tables.append(table)
         for skill, keys in self.call_each("register_cache_keys"):
@@ -100,7 +102,9 @@ class Kernel:
     def _own_actor(self, skill: str, verb: str, what: str) -> str:
         name = f"{skill}.{verb}"
         if name not in self.actors:
-            raise SkillError(f"skill {skill!r}: {what} names actor {name!r}, which it does not declare")
+            raise SkillError(
+                f"skill {skill!r}: {what} names actor {name!r}, which it does not declare"
+            )
         return name
 
     def skill_settings(self, skill: str) -> Any:
@@ -164,7 +168,7 @@ class Kernel:
     def use_broker(self, broker: dramatiq.Broker) -> None:
         """Declare the actors on ``broker`` and use it (tests pass a StubBroker)."""
         for name, (_, actor) in self.actors.items():
-            dramatiq.actor(
+            dramatiq.actor(  # type: ignore[call-overload]
                 _bind(actor.fn, self),
                 broker=broker,
                 actor_name=name,

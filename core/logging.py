@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
+from typing import Any
 
 import structlog
 
 _SECRET_KEYS = ("authorization", "token", "password", "secret", "signature", "x-amz-signature")
 
 
-def _redact(_: object, __: str, event: dict[str, object]) -> dict[str, object]:
+def _redact(_: object, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """Drop values whose key names a secret, wherever a log call put one."""
     for key in list(event):
         if any(part in key.lower() for part in _SECRET_KEYS):
@@ -31,7 +33,9 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     structlog.configure(
         processors=[*processors, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[level.upper()]
+        ),
         cache_logger_on_first_use=False,
     )
     handler = logging.StreamHandler(sys.stderr)

@@ -68,7 +68,9 @@ class RequestIdMiddleware:
             if _is_unavailable(exc):
                 log.warning("dependency unavailable: %s", type(exc).__name__)
                 response = problem_response(
-                    Request(scope), status=503, code="SERVICE_UNAVAILABLE",
+                    Request(scope),
+                    status=503,
+                    code="SERVICE_UNAVAILABLE",
                     title="Service unavailable",
                     detail="A backing service is unavailable; try again shortly.",
                     headers={"Retry-After": "5"},
@@ -76,7 +78,9 @@ class RequestIdMiddleware:
             else:
                 log.exception("unhandled error", exc_info=exc)
                 response = problem_response(
-                    Request(scope), status=500, code="INTERNAL_ERROR",
+                    Request(scope),
+                    status=500,
+                    code="INTERNAL_ERROR",
                     title="Internal server error",
                     detail="An unexpected error occurred; quote the request_id when reporting it.",
                 )
@@ -103,7 +107,10 @@ class RateLimitMiddleware:
         headers = [(k.lower().encode(), v.encode()) for k, v in decision.headers().items()]
         if not decision.allowed:
             response = problem_response(
-                Request(scope), status=429, code="RATE_LIMITED", title="Too many requests",
+                Request(scope),
+                status=429,
+                code="RATE_LIMITED",
+                title="Too many requests",
                 detail=f"Rate limit of {self.limit} requests per {self.window} s exceeded.",
                 headers=decision.headers(),
             )
@@ -124,8 +131,12 @@ class ConcurrencyLimitMiddleware:
             return
         if self.in_flight >= self.limit:
             response = problem_response(
-                Request(scope), status=503, code="SERVICE_UNAVAILABLE", title="Server busy",
-                detail="Too many requests in flight; retry shortly.", headers={"Retry-After": "1"},
+                Request(scope),
+                status=503,
+                code="SERVICE_UNAVAILABLE",
+                title="Server busy",
+                detail="Too many requests in flight; retry shortly.",
+                headers={"Retry-After": "1"},
             )
             await response(scope, receive, send)
             return

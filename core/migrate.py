@@ -58,9 +58,7 @@ def alembic_config(kernel: Kernel, url: str | None = None) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     locations = version_locations(kernel)
-    cfg.set_main_option(
-        "version_locations", " ".join(str(p) for p in locations.values())
-    )
+    cfg.set_main_option("version_locations", " ".join(str(p) for p in locations.values()))
     cfg.set_main_option("path_separator", "space")
     cfg.attributes["url"] = sync_url(url or kernel.settings.database_url or "")
     cfg.attributes["locations"] = locations
@@ -73,7 +71,9 @@ def branches_to_upgrade(kernel: Kernel, cfg: Config) -> list[str]:
     script = ScriptDirectory.from_config(cfg)
     labels = {label for rev in script.walk_revisions() for label in rev.branch_labels}
     branches = [CORE_BRANCH]
-    branches += [info.name for info in kernel.enabled if info.name in locations and info.name in labels]
+    branches += [
+        info.name for info in kernel.enabled if info.name in locations and info.name in labels
+    ]
     return branches
 
 
@@ -93,7 +93,9 @@ def downgrade_branch(kernel: Kernel, branch: str, url: str | None = None) -> Non
 
 
 def current_heads(kernel: Kernel, url: str | None = None) -> set[str]:
-    engine = create_engine(sync_url(url or kernel.settings.database_url or ""), poolclass=pool.NullPool)
+    engine = create_engine(
+        sync_url(url or kernel.settings.database_url or ""), poolclass=pool.NullPool
+    )
     try:
         with engine.connect() as conn:
             return set(MigrationContext.configure(conn).get_current_heads())

@@ -32,8 +32,7 @@ def discover() -> list[EntryPoint]:
         previous = found.get(ep.name)
         if previous is not None and previous.value != ep.value:
             raise SkillError(
-                f"duplicate skill name {ep.name!r}: declared by {previous.value!r} "
-                f"and {ep.value!r}"
+                f"duplicate skill name {ep.name!r}: declared by {previous.value!r} and {ep.value!r}"
             )
         found[ep.name] = ep
     return sorted(found.values(), key=lambda ep: ep.name)
@@ -97,7 +96,9 @@ def load_skills(
             info.manifest = manifest
     for name in settings.skills_enabled or ():
         if name not in infos:
-            raise SkillError(f"skill {name!r} is listed in SOUNDHIVE_SKILLS_ENABLED but not installed")
+            raise SkillError(
+                f"skill {name!r} is listed in SOUNDHIVE_SKILLS_ENABLED but not installed"
+            )
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:

@@ -62,7 +62,9 @@ async def hit(cache: Cache, bucket: str, limit: int, window: int) -> Decision | 
     return Decision(allowed, limit, max(0, limit - count), reset, window)
 
 
-def client_identity(scope_headers: list[tuple[bytes, bytes]], client: tuple[str, int] | None) -> str:
+def client_identity(
+    scope_headers: list[tuple[bytes, bytes]], client: tuple[str, int] | None
+) -> str:
     """Key for the caller: a hash of its bearer token, else its IP (proxy headers resolved
     by uvicorn's ``--forwarded-allow-ips``)."""
     for name, value in scope_headers:

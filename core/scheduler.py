@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
@@ -16,11 +17,13 @@ log = logging.getLogger("soundhive.scheduler")
 async def claim_tick(kernel: Kernel, job_name: str, slot: int, ttl: int) -> bool:
     """Only one scheduler sends a given tick; without Redis every scheduler sends it."""
     cache = kernel.cache
-    if not cache.usable:
+    if not cache.usable or cache.client is None:
         return True
     try:
         return bool(
-            await cache.client.set(cache.key("scheduler", f"{job_name}:{slot}"), b"1", nx=True, ex=ttl)
+            await cache.client.set(
+                cache.key("scheduler", f"{job_name}:{slot}"), b"1", nx=True, ex=ttl
+            )
         )
     except Exception as exc:
         cache._failed(exc)
@@ -57,10 +60,8 @@ async def run_scheduler(
                 last_prune = now
         except Exception as exc:
             log.warning("outbox relay waiting for its dependencies: %s", type(exc).__name__)
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=relay_interval)
-        except TimeoutError:
-            pass
 
 
 def main(kernel: Kernel) -> None:

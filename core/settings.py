@@ -168,7 +168,9 @@ def parse_rate(value: str) -> tuple[int, int]:
         unit = per[len(digits) :].strip().rstrip("s")
         count, window = int(count_text), int(digits or 1) * _UNITS[unit]
     except (ValueError, KeyError) as exc:
-        raise ValueError(f"rate limit {value!r} must look like '60/minute' or '300/5minute'") from exc
+        raise ValueError(
+            f"rate limit {value!r} must look like '60/minute' or '300/5minute'"
+        ) from exc
     if count < 1:
         raise ValueError("rate limit must allow at least one request")
     return count, window

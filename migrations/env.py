@@ -31,7 +31,9 @@ def run_migrations_online() -> None:
         _run(conn)
 
 
-def _include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
+def _include_object(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
     """When writing one skill's revision, compare only that skill's tables."""
     only = config.attributes.get("tables")
     if only is None or type_ != "table":

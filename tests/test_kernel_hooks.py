@@ -24,7 +24,9 @@ def hook_names() -> set[str]:
 
 
 def test_everything_skill_implements_every_hook() -> None:
-    implemented = {name for name in dir(Everything) if hasattr(getattr(Everything, name), "soundhive_impl")}
+    implemented = {
+        name for name in dir(Everything) if hasattr(getattr(Everything, name), "soundhive_impl")
+    }
     assert implemented == hook_names()
 
 
@@ -35,7 +37,9 @@ def everything(make_settings: Any, migrated_database: str) -> tuple[Everything, 
     return skill, kernel
 
 
-def test_http_hooks_routes_lifespan_auth_health_settings(everything: tuple[Everything, Kernel]) -> None:
+def test_http_hooks_routes_lifespan_auth_health_settings(
+    everything: tuple[Everything, Kernel],
+) -> None:
     skill, kernel = everything
     with LiveServer(create_app(kernel=kernel)) as server, httpx.Client(base_url=server.url) as http:
         assert skill.lifespan_log == ["start"]
@@ -51,7 +55,9 @@ def test_http_hooks_routes_lifespan_auth_health_settings(everything: tuple[Every
         ready = http.get("/readyz")
         assert ready.status_code == 503
         assert ready.json()["checks"]["everything:probe"] == {
-            "ok": False, "critical": True, "error": "RuntimeError"
+            "ok": False,
+            "critical": True,
+            "error": "RuntimeError",
         }
     assert skill.lifespan_log == ["start", "stop"]
     info = kernel.skills["everything"]
@@ -68,14 +74,19 @@ def test_skill_settings_come_from_the_environment(
     assert kernel.skill_settings("everything").greeting == "salut"
     from tests.test_kernel_plugins import plugin
 
-    bare = Kernel(kernel.settings.model_copy(update={"skills_enabled": ["bare"]}), extra_plugins=[plugin("bare")])
+    bare = Kernel(
+        kernel.settings.model_copy(update={"skills_enabled": ["bare"]}),
+        extra_plugins=[plugin("bare")],
+    )
     with pytest.raises(SkillError, match="'bare' declares no settings"):
         bare.skill_settings("bare")
 
 
 def test_check_settings_and_dev_banner(make_settings: Any) -> None:
     skill = Everything()
-    with pytest.raises(SkillError, match="'everything' refuses to start: everything refuses staging"):
+    with pytest.raises(
+        SkillError, match="'everything' refuses to start: everything refuses staging"
+    ):
         Kernel(make_settings(env="staging", skills_enabled=["everything"]), extra_plugins=[skill])
     pm, _ = load_skills(make_settings(skills_enabled=["everything"]), extra=[skill])
     assert call_each(pm, "dev_banner", settings=make_settings()) == [
@@ -107,7 +118,9 @@ def stub_kernel(kernel: Kernel) -> StubBroker:
     return broker
 
 
-async def test_events_are_relayed_to_subscribers_after_commit(everything: tuple[Everything, Kernel]) -> None:
+async def test_events_are_relayed_to_subscribers_after_commit(
+    everything: tuple[Everything, Kernel],
+) -> None:
     skill, kernel = everything
     broker = stub_kernel(kernel)
     async with kernel.db.session() as session, session.begin():
@@ -140,7 +153,9 @@ async def test_events_are_relayed_to_subscribers_after_commit(everything: tuple[
     await kernel.aclose()
 
 
-async def test_broker_outage_keeps_events_until_it_returns(everything: tuple[Everything, Kernel]) -> None:
+async def test_broker_outage_keeps_events_until_it_returns(
+    everything: tuple[Everything, Kernel],
+) -> None:
     _, kernel = everything
     from core.broker import build_broker
 
@@ -156,7 +171,9 @@ async def test_broker_outage_keeps_events_until_it_returns(everything: tuple[Eve
     await kernel.aclose()
 
 
-async def test_scheduler_sends_periodic_jobs_and_relays(everything: tuple[Everything, Kernel]) -> None:
+async def test_scheduler_sends_periodic_jobs_and_relays(
+    everything: tuple[Everything, Kernel],
+) -> None:
     _, kernel = everything
     broker = stub_kernel(kernel)
     async with kernel.db.session() as session, session.begin():

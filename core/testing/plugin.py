@@ -36,13 +36,19 @@ from core.testing.services import (
 class Services:
     database_url: str
     redis_url: str
+    admin_url: str
+    """A URL on the same server with rights to create databases (for migration tests)."""
 
 
 @pytest.fixture(scope="session")
 def soundhive_services() -> Iterator[Services]:
     """Real PostgreSQL (a fresh database for this session) and Redis."""
-    with postgres_server() as admin_url, fresh_database(admin_url) as db_url, redis_server() as redis_url:
-        yield Services(database_url=db_url, redis_url=redis_url)
+    with (
+        postgres_server() as admin_url,
+        fresh_database(admin_url) as db_url,
+        redis_server() as redis_url,
+    ):
+        yield Services(database_url=db_url, redis_url=redis_url, admin_url=admin_url)
 
 
 @pytest.fixture(scope="session")
@@ -141,7 +147,7 @@ class Api(httpx.Client):
         super().__init__(base_url=base_url, timeout=30)
         self.jwks = jwks
 
-    def auth(self, sub: str, *roles: str, **claims: Any) -> dict[str, str]:
+    def auth(self, sub: str, *roles: str, **claims: Any) -> dict[str, str]:  # type: ignore[override]
         """``Authorization`` headers for a user (roles like ``"admin"``)."""
         return {"Authorization": f"Bearer {self.jwks.mint(sub, roles=roles, **claims)}"}
 
@@ -185,7 +191,9 @@ def stub_worker(make_settings: Callable[..., Any], migrated_database: str) -> It
 
 
 @pytest.fixture
-def real_worker(soundhive_env: dict[str, str], migrated_database: str) -> Iterator[subprocess.Popen[bytes]]:
+def real_worker(
+    soundhive_env: dict[str, str], migrated_database: str
+) -> Iterator[subprocess.Popen[bytes]]:
     """``soundhive worker`` as a real subprocess on the test Redis broker."""
     env = {**os.environ, **soundhive_env}
     proc = subprocess.Popen(

@@ -97,9 +97,10 @@ def fresh_database(admin_url: str, prefix: str = "soundhive_test") -> Iterator[s
     try:
         yield with_database(admin_url, name)
     finally:
-        with contextlib.suppress(Exception), psycopg.connect(
-            plain_url(admin_url), autocommit=True
-        ) as conn:
+        with (
+            contextlib.suppress(Exception),
+            psycopg.connect(plain_url(admin_url), autocommit=True) as conn,
+        ):
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 

@@ -10,7 +10,9 @@ from sqlalchemy.dialects.postgresql import insert
 from soundhive_hello.models import GreetingTally
 
 
-async def tally_greeting(kernel: Any, *, id: str, type: str, payload: dict[str, Any], occurred_at: str) -> None:
+async def tally_greeting(
+    kernel: Any, *, id: str, type: str, payload: dict[str, Any], occurred_at: str
+) -> None:
     name = payload["name"]
     event_id = uuid.UUID(id)
     async with kernel.db.session() as session, session.begin():
