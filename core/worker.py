@@ -26,12 +26,10 @@ def run_worker(threads: int) -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    broker.emit_after("process_boot")
     worker.start()
     log.info("worker started: %d actors, %d threads", len(kernel.actors), threads)
     stop.wait()
     worker.stop(timeout=10_000)
-    broker.emit_before("process_stop")
     broker.close()
 
 

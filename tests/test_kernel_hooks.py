@@ -141,7 +141,6 @@ async def test_events_are_relayed_to_subscribers_after_commit(
     import dramatiq
 
     worker = dramatiq.Worker(broker, worker_timeout=50)
-    broker.emit_after("process_boot")
     worker.start()
     try:
         await asyncio.to_thread(broker.join, "default", timeout=10_000)

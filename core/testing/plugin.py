@@ -179,14 +179,12 @@ def stub_worker(make_settings: Callable[..., Any], migrated_database: str) -> It
     broker.add_middleware(AsyncIO())
     broker.add_middleware(JobMetrics())
     kernel.use_broker(broker)
-    broker.emit_after("process_boot")
     worker = dramatiq.Worker(broker, worker_timeout=100, worker_threads=2)
     worker.start()
     try:
         yield kernel
     finally:
         worker.stop()
-        broker.emit_before("process_stop")
         broker.close()
 
 

@@ -61,7 +61,7 @@ def postgres_server() -> Iterator[str]:
         yield url
     finally:
         with contextlib.suppress(Exception):
-            server.cleanup()
+            server.destroy()
 
 
 @contextlib.contextmanager
