@@ -105,7 +105,8 @@ def mount_skill_routers(app: FastAPI, kernel: Kernel) -> None:
                                 f"already claimed by {owner!r}"
                             )
                         claimed[(method, path)] = skill
-                    kernel.skills[skill].routes.append(f"{','.join(sorted(route.methods or ()))} {path}")
+                    methods = ",".join(sorted(route.methods or ()))
+                    kernel.skills[skill].routes.append(f"{methods} {path}")
                 app.include_router(router, prefix=prefix, tags=[] if router.tags else [skill])
 
 

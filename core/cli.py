@@ -217,13 +217,21 @@ def dev(
 
 
 def build_cli() -> typer.Typer:
-    """The command line with every enabled skill's commands added."""
+    """The command line with every enabled skill's commands added.
+
+    If the skills cannot load, the core commands still exist (they report the error when they
+    build the kernel); asking for a skill's command then reports the start-up error itself.
+    """
     from core.plugins import call_each, load_skills
 
     try:
         pm, _ = load_skills(_settings())
-    except (SkillError, ValidationError):
-        return app  # the error is reported when a command builds the kernel
+    except (SkillError, ValidationError) as exc:
+        known = {c.name or c.callback.__name__ for c in app.registered_commands if c.callback}
+        wanted = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None)
+        if wanted is not None and wanted not in known:
+            raise exc
+        return app
     call_each(pm, "register_cli", app=app)
     return app
 

@@ -73,9 +73,20 @@ def _time_queries(engine: AsyncEngine) -> None:
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """A session for one request; closed (and rolled back if left open) afterwards."""
-    async with request.app.state.kernel.db.session() as session:
+    """A session for one request; closed (and rolled back if left open) afterwards.
+
+    Domain events the request committed are relayed to the broker right after; if that fails
+    they wait in the outbox for the scheduler's relay loop.
+    """
+    from core.events import relay_after_commit
+
+    kernel = request.app.state.kernel
+    async with kernel.db.session() as session:
         yield session
+        if session.in_transaction():
+            await session.rollback()  # an uncommitted transaction's events never happened
+            session.info.pop("outbox_dirty", None)
+    await relay_after_commit(kernel, session)
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]

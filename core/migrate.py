@@ -111,6 +111,9 @@ def _load_models(kernel: Kernel) -> None:
 def revision(kernel: Kernel, skill: str, message: str, *, autogenerate: bool = True) -> None:
     """Write a new revision for ``skill`` (a new branch if it has none yet)."""
     _load_models(kernel)
+    info = kernel.skills[skill]
+    if info.module is not None and skill_migration_dir(info.module.__name__) is None:
+        (Path(info.module.__file__).parent / "migrations").mkdir(exist_ok=True)
     cfg = alembic_config(kernel)
     cfg.attributes["tables"] = set(kernel.skills[skill].tables)
     locations: dict[str, Path] = cfg.attributes["locations"]
@@ -122,9 +125,15 @@ def revision(kernel: Kernel, skill: str, message: str, *, autogenerate: bool = T
             cfg, message=message, autogenerate=autogenerate, head=f"{skill}@head", rev_id=rev_id
         )
         return
-    info = kernel.skills[skill]
     folder = locations.get(skill) or Path(info.module.__file__).parent / "migrations"
-    folder.mkdir(exist_ok=True)
+    # the new branch depends on the kernel and on the current heads of the skills it requires
+    depends = ["core_0001"]
+    labels = {label for rev in script.walk_revisions() for label in rev.branch_labels}
+    for required in info.requires:
+        if required in labels:
+            head = script.get_revisions(f"{required}@head")[0]
+            if head is not None:
+                depends.append(head.revision)
     command.revision(
         cfg,
         message=message,
@@ -132,7 +141,7 @@ def revision(kernel: Kernel, skill: str, message: str, *, autogenerate: bool = T
         head="base",
         branch_label=skill,
         version_path=str(folder),
-        depends_on="core_0001",
+        depends_on=depends,
         rev_id=rev_id,
     )
 

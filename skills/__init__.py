@@ -1,1 +1,1 @@
-"""Soundhive's built-in skills, each a package found through the ``soundhive.skills`` entry points."""
+"""Soundhive's built-in skills: packages found through the ``soundhive.skills`` entry points."""

@@ -24,8 +24,16 @@ from core.testing.services import plain_url
 PROBLEM = "application/problem+json"
 ME = "/api/v1/users/me"
 PUBLIC_FIELDS = {
-    "id", "handle", "display_name", "bio", "avatar_url", "followers_count", "following_count",
-    "tracks_count", "created_at", "updated_at",
+    "id",
+    "handle",
+    "display_name",
+    "bio",
+    "avatar_url",
+    "followers_count",
+    "following_count",
+    "tracks_count",
+    "created_at",
+    "updated_at",
 }
 RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
@@ -95,10 +103,16 @@ def cache_key(kind: str, value: object) -> str:
 # -- authentication and provisioning --------------------------------------------------------
 def test_missing_or_bad_token_is_401_problem(api: Any) -> None:
     for method in ("GET", "PATCH", "DELETE"):
-        body = problem(api.request(method, ME, json={} if method == "PATCH" else None), 401,
-                       "UNAUTHORIZED")
+        body = problem(
+            api.request(method, ME, json={} if method == "PATCH" else None), 401, "UNAUTHORIZED"
+        )
         assert body["instance"] == ME
     problem(api.get(ME, headers={"Authorization": "Bearer not-a-jwt"}), 401, "UNAUTHORIZED")
+
+
+def test_oversized_subject_gets_no_account(api: Any, sql: Any) -> None:
+    problem(api.get(ME, headers=api.auth("s" * 256)), 403, "FORBIDDEN")
+    assert sql("SELECT count(*) FROM user_profiles") == [(0,)]
 
 
 def test_first_call_provisions_profile_from_token(api: Any, sql: Any) -> None:
@@ -163,10 +177,16 @@ def test_twenty_concurrent_first_calls_create_exactly_one_profile(
 # -- PATCH /users/me ------------------------------------------------------------------------
 def test_patch_me_changes_only_what_was_sent(api: Any, sql: Any) -> None:
     before = me(api, "bob", email="bob@example.com")
-    response = patch(api, "bob", {
-        "handle": "DJ_Bob", "display_name": "  DJ Bob 🎧  ", "bio": "Line one\nline\ttwo",
-        "avatar_url": "https://cdn.example.com/a/bob.png?size=256",
-    })
+    response = patch(
+        api,
+        "bob",
+        {
+            "handle": "DJ_Bob",
+            "display_name": "  DJ Bob 🎧  ",
+            "bio": "Line one\nline\ttwo",
+            "avatar_url": "https://cdn.example.com/a/bob.png?size=256",
+        },
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["id"] == before["id"] and body["email"] == "bob@example.com"
@@ -189,8 +209,11 @@ def test_patch_me_changes_only_what_was_sent(api: Any, sql: Any) -> None:
 
     updates = events(sql, "user.updated")
     assert updates == [
-        {"user_id": before["id"], "handle": "dj_bob",
-         "changed": ["avatar_url", "bio", "display_name", "handle"]},
+        {
+            "user_id": before["id"],
+            "handle": "dj_bob",
+            "changed": ["avatar_url", "bio", "display_name", "handle"],
+        },
         {"user_id": before["id"], "handle": "dj_bob", "changed": ["avatar_url", "bio"]},
     ]
 
@@ -241,10 +264,16 @@ def test_patch_validation_is_422_problem(
 
 def test_patch_boundaries_are_accepted(api: Any) -> None:
     me(api, "edge")
-    ok = patch(api, "edge", {
-        "handle": "_a" + "b" * 27 + "_", "display_name": "x" * 80, "bio": "y" * 500,
-        "avatar_url": "http://example.com/" + "a" * (2048 - 19),
-    })
+    ok = patch(
+        api,
+        "edge",
+        {
+            "handle": "_a" + "b" * 27 + "_",
+            "display_name": "x" * 80,
+            "bio": "y" * 500,
+            "avatar_url": "http://example.com/" + "a" * (2048 - 19),
+        },
+    )
     assert ok.status_code == 200, ok.text
     assert len(ok.json()["handle"]) == 30 and len(ok.json()["avatar_url"]) == 2048
     assert patch(api, "edge", {"handle": "a.b-c_9"}).json()["handle"] == "a.b-c_9"
@@ -253,10 +282,16 @@ def test_patch_boundaries_are_accepted(api: Any) -> None:
 def test_mass_assignment_is_refused_and_nothing_changes(api: Any, sql: Any) -> None:
     before = me(api, "mallory", email="mallory@example.com")
     forged = {
-        "followers_count": 10_000, "following_count": 5, "tracks_count": 7,
-        "id": str(uuid.uuid4()), "sub": "someone-else", "is_banned": False,
-        "email": "ceo@soundhive.example", "deleted_at": None,
-        "created_at": "2000-01-01T00:00:00Z", "display_name": "Mallory",
+        "followers_count": 10_000,
+        "following_count": 5,
+        "tracks_count": 7,
+        "id": str(uuid.uuid4()),
+        "sub": "someone-else",
+        "is_banned": False,
+        "email": "ceo@soundhive.example",
+        "deleted_at": None,
+        "created_at": "2000-01-01T00:00:00Z",
+        "display_name": "Mallory",
     }
     body = problem(patch(api, "mallory", forged), 422, "VALIDATION_FAILED")
     refused = {e["loc"][-1] for e in body["errors"]}
@@ -264,7 +299,8 @@ def test_mass_assignment_is_refused_and_nothing_changes(api: Any, sql: Any) -> N
     assert me(api, "mallory") == before
     row = sql(
         "SELECT sub, followers_count, tracks_count, is_banned, email FROM user_profiles "
-        "WHERE id = %s", before["id"],
+        "WHERE id = %s",
+        before["id"],
     )
     assert row == [("mallory", 0, 0, False, "mallory@example.com")]
     assert events(sql, "user.updated") == []
@@ -294,8 +330,9 @@ def test_concurrent_claims_of_one_handle_give_one_winner_and_409s(
     def claim(sub: str) -> None:
         with httpx.Client(base_url=live_server.url, timeout=30) as client:
             barrier.wait()
-            statuses.append(client.patch(ME, json={"handle": "hot_name"}, headers=headers[sub])
-                            .status_code)
+            statuses.append(
+                client.patch(ME, json={"handle": "hot_name"}, headers=headers[sub]).status_code
+            )
 
     threads = [threading.Thread(target=claim, args=(sub,)) for sub in subs]
     for thread in threads:
@@ -396,8 +433,9 @@ async def test_banned_profile_is_hidden_but_moderators_still_see_it(
     body = problem(patch(api, "gina", {"bio": "let me out"}), 403, "ACCOUNT_BANNED")
     assert "banned" in body["detail"]
     problem(api.delete(ME, headers=api.auth("gina")), 403, "ACCOUNT_BANNED")
-    assert sql("SELECT banned_at IS NOT NULL, bio FROM user_profiles WHERE id = %s",
-               gina["id"]) == [(True, None)]
+    assert sql(
+        "SELECT banned_at IS NOT NULL, bio FROM user_profiles WHERE id = %s", gina["id"]
+    ) == [(True, None)]
 
     async with kernel.db.session() as session, profiles.transaction(kernel, session):
         assert await profiles.set_banned(session, gina_id, False) is True
@@ -426,18 +464,29 @@ async def test_public_read_helpers_filter_hidden_profiles(api: Any, kernel: Any)
         everyone = [*ids.values(), unknown]
         assert await profiles.visible_profile_ids(session, everyone) == {ids["ivy"]}
         assert await profiles.visible_profile_ids(session, everyone, viewer=moderator) == {
-            ids["ivy"], ids["jack"]
+            ids["ivy"],
+            ids["jack"],
         }
         found = await profiles.get_profiles(session, everyone)
         assert list(found) == [ids["ivy"]] and found[ids["ivy"]].handle.startswith("user-")
         assert set(await profiles.get_profiles(session, everyone, viewer=moderator)) == {
-            ids["ivy"], ids["jack"]
+            ids["ivy"],
+            ids["jack"],
         }
         assert await profiles.is_banned(session, unknown) is False
+        # visible_condition() lets other skills filter their own joins in SQL.
+        from sqlalchemy import select
+
+        from skills.user_profile.api import UserProfile, visible_condition
+
+        stmt = select(UserProfile.id).where(visible_condition(include_banned=True))
+        assert set((await session.scalars(stmt)).all()) == {ids["ivy"], ids["jack"]}
 
 
 # -- counters -------------------------------------------------------------------------------
-async def test_adjust_counters_is_atomic_floored_and_invalidates(api: Any, kernel: Any) -> None:
+async def test_adjust_counters_is_atomic_floored_and_invalidates(
+    api: Any, kernel: Any, sql: Any
+) -> None:
     from skills.user_profile import api as profiles
 
     lena = me(api, "lena")
@@ -471,6 +520,12 @@ async def test_adjust_counters_is_atomic_floored_and_invalidates(api: Any, kerne
             await profiles.adjust_counters(session, lena_id, tracks=-20)
         await profiles.invalidate_pending(kernel, session)
     assert api.get(url).json()["tracks_count"] == 0
+
+    # A change made behind the API's back shows once invalidate_profile() is called.
+    sql("UPDATE user_profiles SET tracks_count = 5 WHERE id = %s", lena["id"])
+    assert api.get(url).json()["tracks_count"] == 0  # still the cached copy
+    await profiles.invalidate_profile(kernel, lena_id)
+    assert api.get(url).json()["tracks_count"] == 5
     async with kernel.db.session() as session, session.begin():
         assert await profiles.adjust_counters(session, uuid.uuid4(), followers=1) is False
 
@@ -531,3 +586,61 @@ def test_everything_answers_from_postgres_when_redis_is_down(
         assert client.get(f"/api/v1/users/{paul['id']}").json()["handle"] == "paul_p"
         assert client.get("/api/v1/users/by-handle/PAUL_P").json()["id"] == paul["id"]
         problem(client.get(f"/api/v1/users/{uuid.uuid4()}"), 404, "USER_NOT_FOUND")
+
+
+def test_openapi_documents_the_contract(api: Any) -> None:
+    schema = api.get("/openapi.json").json()
+    paths = schema["paths"]
+    assert set(paths["/api/v1/users/me"]) == {"get", "patch", "delete"}
+    for path in ("/api/v1/users/me", "/api/v1/users/{user_id}", "/api/v1/users/by-handle/{handle}"):
+        assert paths[path]["get"]["tags"] == ["user-profile"]
+    patch_op = paths["/api/v1/users/me"]["patch"]
+    assert {"401", "403", "409", "422"} <= set(patch_op["responses"])
+    assert "ACCOUNT_BANNED" in json.dumps(patch_op["responses"]["403"])
+    update = schema["components"]["schemas"]["ProfileUpdate"]
+    assert update["additionalProperties"] is False
+    assert set(update["properties"]) == {"handle", "display_name", "bio", "avatar_url"}
+    read = schema["components"]["schemas"]["ProfileRead"]
+    assert read["examples"][0]["handle"] == "dj_nova"
+    assert read["properties"]["created_at"]["format"] == "date-time"
+
+
+def test_migration_round_trip_and_no_drift(
+    soundhive_services: Any, make_settings: Callable[..., Any]
+) -> None:
+    """One head; upgrade → downgrade → upgrade; the models match what the migration builds."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from sqlalchemy import create_engine, inspect, pool
+    from sqlmodel import SQLModel
+
+    from core.kernel import Kernel
+    from core.migrate import alembic_config, downgrade_branch, sync_url, upgrade
+    from core.testing.services import fresh_database
+
+    with fresh_database(soundhive_services.database_url, prefix="up_migrate") as url:
+        kernel = Kernel(make_settings(database_url=url))
+        script = ScriptDirectory.from_config(alembic_config(kernel))
+        assert [r.revision for r in script.get_revisions("user-profile@head")] == [
+            "user_profile_0001"
+        ]
+        upgrade(kernel)
+        downgrade_branch(kernel, "user-profile")
+        engine = create_engine(sync_url(url), poolclass=pool.NullPool)
+        try:
+            assert "user_profiles" not in inspect(engine).get_table_names()
+            upgrade(kernel)
+            with engine.connect() as conn:
+                context = MigrationContext.configure(
+                    conn,
+                    opts={
+                        "compare_type": True,
+                        "include_object": lambda obj, name, type_, *_: (
+                            type_ != "table" or name == "user_profiles"
+                        ),
+                    },
+                )
+                assert compare_metadata(context, SQLModel.metadata) == []
+        finally:
+            engine.dispose()

@@ -1,0 +1,119 @@
+"""SQL for tracks and tags; no business rules here."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, delete, func, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from skills.music_streaming_basic.models import Tag, Track, TrackTag
+from skills.user_profile.api import UserProfile, visible_condition
+
+T = Track.__table__.c  # type: ignore[attr-defined]
+
+
+async def get(session: AsyncSession, track_id: uuid.UUID, *, lock: bool = False) -> Track | None:
+    query = select(Track).where(Track.id == track_id)
+    if lock:
+        query = query.with_for_update()
+    return (await session.scalars(query)).first()
+
+
+async def owner_visible(session: AsyncSession, owner_id: uuid.UUID) -> bool:
+    """Whether the owner's account is neither deleted nor banned."""
+    found = await session.scalar(
+        select(UserProfile.id).where(UserProfile.id == owner_id, visible_condition())
+    )
+    return found is not None
+
+
+async def tags_for(
+    session: AsyncSession, track_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, list[str]]:
+    """Tag names per track in one query, in the order the owner gave them."""
+    ids = list(track_ids)
+    result: dict[uuid.UUID, list[str]] = {track_id: [] for track_id in ids}
+    if not ids:
+        return result
+    rows = await session.execute(
+        select(TrackTag.track_id, Tag.name)
+        .join(Tag, Tag.id == TrackTag.tag_id)
+        .where(TrackTag.track_id.in_(ids))  # type: ignore[attr-defined]
+        .order_by(TrackTag.track_id, TrackTag.position)
+    )
+    for track_id, name in rows:
+        result[track_id].append(name)
+    return result
+
+
+async def set_tags(session: AsyncSession, track_id: uuid.UUID, names: Sequence[str]) -> None:
+    """Replace a track's tags, creating unknown tags (race-safe upsert)."""
+    await session.execute(delete(TrackTag).where(TrackTag.track_id == track_id))  # type: ignore[arg-type]
+    if not names:
+        return
+    await session.execute(
+        insert(Tag)
+        .values([{"name": n} for n in names])
+        .on_conflict_do_nothing(index_elements=["name"])
+    )
+    ids = dict(
+        (await session.execute(select(Tag.name, Tag.id).where(Tag.name.in_(names)))).all()  # type: ignore[attr-defined]
+    )
+    await session.execute(
+        insert(TrackTag).values(
+            [{"track_id": track_id, "tag_id": ids[n], "position": i} for i, n in enumerate(names)]
+        )
+    )
+
+
+def listable() -> ColumnElement[bool]:
+    """Tracks anyone may see in a list: ready, public, not hidden, owner visible.
+
+    Join ``UserProfile`` on ``Track.owner_id`` before using it.
+    """
+    return and_(
+        T.status == "ready", T.visibility == "public", T.is_hidden.is_(False), visible_condition()
+    )
+
+
+async def list_by_owner(
+    session: AsyncSession,
+    owner_id: uuid.UUID,
+    *,
+    everything: bool,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[Track]:
+    """Newest first; ``everything`` includes processing/private/hidden (owner, moderators)."""
+    query = select(Track).where(Track.owner_id == owner_id)
+    if not everything:
+        query = query.join(UserProfile, UserProfile.id == Track.owner_id).where(listable())
+    if after is not None:
+        query = query.where(tuple_(T.created_at, T.id) < tuple_(*after))
+    query = query.order_by(T.created_at.desc(), T.id.desc()).limit(limit)
+    return list((await session.scalars(query)).all())
+
+
+async def adjust_counters(session: AsyncSession, track_id: uuid.UUID, **deltas: int) -> bool:
+    values: dict[str, Any] = {
+        f"{name}_count": func.greatest(getattr(T, f"{name}_count") + delta, 0)
+        for name, delta in deltas.items()
+        if delta
+    }
+    if not values:
+        return True
+    result = await session.execute(update(Track).where(T.id == track_id).values(**values))
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def delete_track(session: AsyncSession, track_id: uuid.UUID) -> None:
+    await session.execute(delete(Track).where(T.id == track_id))
+
+
+async def ids_by_owner(session: AsyncSession, owner_id: uuid.UUID) -> list[uuid.UUID]:
+    return list((await session.scalars(select(Track.id).where(Track.owner_id == owner_id))).all())

@@ -1,0 +1,298 @@
+"""Business rules for profiles: provisioning, self-service edits, visibility and the cache.
+
+Each public function runs one transaction on the session it is given and invalidates the
+cache only after that transaction commits, so a concurrent reader cannot re-cache the old row.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.auth import Principal
+from core.errors import AccountBanned, Conflict, Forbidden
+from core.events import emit
+from skills.user_profile import repository as repo
+from skills.user_profile.errors import AccountDeleted, UserNotFound
+from skills.user_profile.models import UserProfile, utcnow
+from skills.user_profile.schemas import HANDLE_MAX, ProfileRead, handle_problem
+
+if TYPE_CHECKING:
+    from core.kernel import Kernel
+
+NAMESPACE = "user-profile"
+CACHE_TTL_SECONDS = 600
+SUB_MAX = 255
+EMAIL_MAX = 320
+DIRTY = "user_profile.dirty"
+"""``session.info`` key: ids whose cache entries must go once the caller's transaction commits."""
+
+R = TypeVar("R")
+
+
+def id_key(user_id: uuid.UUID) -> str:
+    return f"id:{user_id}"
+
+
+def handle_key(handle: str) -> str:
+    return f"handle:{handle}"
+
+
+async def _in_transaction(session: AsyncSession, work: Callable[[], Awaitable[R]]) -> R:
+    """Run ``work`` in its own transaction so no autobegun one leaks to the next service."""
+    async with session.begin():
+        return await work()
+
+
+# -- provisioning -------------------------------------------------------------------------
+def handle_from_email(email: str | None) -> str | None:
+    """A handle candidate from an email's local part (``Jane.Doe+x@`` → ``jane.doe``)."""
+    if not email or "@" not in email:
+        return None
+    local = email.split("@", 1)[0].split("+", 1)[0].lower()
+    candidate = re.sub(r"[^a-z0-9_.-]+", "", local) if local.isascii() else ""
+    candidate = candidate.strip(".-")[:HANDLE_MAX].rstrip(".-")
+    return candidate if handle_problem(candidate) is None else None
+
+
+def handle_candidates(base: str | None, attempts: int = 6) -> list[str]:
+    """The preferred handle, then suffixed variants, then random ``user-<8 hex>`` ones."""
+    found: list[str] = []
+    if base:
+        found.append(base)
+        stem = base[: HANDLE_MAX - 5].rstrip(".-")
+        found += [f"{stem}_{secrets.token_hex(2)}" for _ in range(3)]
+    found += [f"user-{secrets.token_hex(4)}" for _ in range(attempts)]
+    return found
+
+
+async def ensure_profile(session: AsyncSession, principal: Principal) -> UserProfile:
+    """The principal's profile, created on first sight (race-safe, exactly one row per sub).
+
+    Returned detached from the session: callers read it, they never write through it.
+    """
+    if len(principal.sub) > SUB_MAX:
+        raise Forbidden("The token's subject identifier is too long for an account.")
+    email = principal.email if principal.email and len(principal.email) <= EMAIL_MAX else None
+    async with session.begin():
+        profile = await repo.get_by_sub(session, principal.sub)
+        if profile is None:
+            profile = await _provision(session, principal.sub, email)
+        elif email is not None and email != profile.email:
+            profile.email = email  # the token is the source of truth for the address
+    session.expunge(profile)
+    return profile
+
+
+async def _provision(session: AsyncSession, sub: str, email: str | None) -> UserProfile:
+    """INSERT … ON CONFLICT DO NOTHING, then SELECT: a concurrent first call that wins the
+    race makes ours a no-op and we read its row; a handle clash moves on to the next name."""
+    for handle in handle_candidates(handle_from_email(email)):
+        now = utcnow()
+        new_id = await repo.insert_if_absent(
+            session,
+            {
+                "id": uuid.uuid4(),
+                "sub": sub,
+                "handle": handle,
+                "display_name": handle,
+                "email": email,
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
+        profile = await repo.get_by_sub(session, sub)
+        if profile is None:
+            continue  # the handle belongs to someone else
+        if new_id is not None:
+            emit(session, "user.created", {"user_id": str(profile.id), "handle": profile.handle})
+        return profile
+    raise RuntimeError("could not find a free handle for a new profile")
+
+
+def check_usable(profile: UserProfile, *, writing: bool) -> None:
+    """Deleted accounts may do nothing; banned ones may read but not write."""
+    if profile.is_deleted:
+        raise AccountDeleted("This account has been deleted.")
+    if writing and profile.is_banned:
+        raise AccountBanned("This account is banned and cannot make changes.")
+
+
+# -- self-service -------------------------------------------------------------------------
+def _is_handle_clash(exc: IntegrityError) -> bool:
+    diag = getattr(exc.orig, "diag", None)
+    return getattr(diag, "constraint_name", None) == "uq_user_profiles_handle"
+
+
+async def _locked_usable(session: AsyncSession, user_id: uuid.UUID) -> UserProfile:
+    """The caller's row under FOR UPDATE, re-checked: a ban or delete may just have landed."""
+    row = await repo.get_by_id(session, user_id, for_update=True)
+    if row is None:
+        raise AccountDeleted("This account has been deleted.")
+    check_usable(row, writing=True)
+    return row
+
+
+async def update_profile(
+    kernel: Kernel, session: AsyncSession, user_id: uuid.UUID, changes: dict[str, Any]
+) -> UserProfile:
+    """Apply a PATCH (already validated); a taken handle is 409 even when two users race."""
+    old_handle: str | None = None
+    try:
+        async with session.begin():
+            row = await _locked_usable(session, user_id)
+            changed = sorted(name for name, value in changes.items() if getattr(row, name) != value)
+            if changed:
+                old_handle = row.handle
+                for name in changed:
+                    setattr(row, name, changes[name])
+                row.updated_at = utcnow()
+                await session.flush()  # a handle clash surfaces here, as IntegrityError
+                emit(
+                    session,
+                    "user.updated",
+                    {"user_id": str(row.id), "handle": row.handle, "changed": changed},
+                )
+    except IntegrityError as exc:
+        if _is_handle_clash(exc):
+            raise Conflict(
+                f"The handle {changes.get('handle')!r} is already taken.", code="DUPLICATE_RESOURCE"
+            ) from exc
+        raise
+    session.expunge(row)
+    if old_handle is not None:
+        await invalidate(kernel, [row.id], handles={old_handle, row.handle})
+    return row
+
+
+async def delete_profile(kernel: Kernel, session: AsyncSession, user_id: uuid.UUID) -> None:
+    """Soft delete: the row stays (handle kept, so nobody can impersonate the account)."""
+    async with session.begin():
+        row = await _locked_usable(session, user_id)
+        row.deleted_at = row.updated_at = utcnow()
+        emit(session, "user.deleted", {"user_id": str(row.id), "handle": row.handle})
+        handle = row.handle
+    await invalidate(kernel, [user_id], handles={handle})
+
+
+# -- reads --------------------------------------------------------------------------------
+def is_visible(profile: UserProfile, viewer: Principal | None = None) -> bool:
+    """Deleted profiles are gone for everyone; banned ones only for moderators and the owner."""
+    if profile.is_deleted:
+        return False
+    if not profile.is_banned:
+        return True
+    return viewer is not None and (viewer.is_moderator or viewer.sub == profile.sub)
+
+
+def public_view(profile: UserProfile) -> dict[str, Any]:
+    return ProfileRead.model_validate(profile).model_dump(mode="json")
+
+
+async def read_profile(
+    kernel: Kernel, session: AsyncSession, user_id: uuid.UUID, viewer: Principal | None
+) -> ProfileRead:
+    """Through the cache, which only ever holds profiles visible to everyone."""
+
+    async def load() -> dict[str, Any] | None:
+        row = await _in_transaction(session, lambda: repo.get_by_id(session, user_id))
+        return public_view(row) if row is not None and is_visible(row) else None
+
+    data = await kernel.cache.get_or_set(NAMESPACE, id_key(user_id), load)
+    if data is not None:
+        return ProfileRead.model_validate(data)
+    if viewer is not None:  # a moderator, or the owner, may still see a banned profile
+        row = await _in_transaction(session, lambda: repo.get_by_id(session, user_id))
+        if row is not None and is_visible(row, viewer):
+            return ProfileRead.model_validate(row)
+    raise UserNotFound(f"No user with id {user_id}.")
+
+
+async def read_profile_by_handle(
+    kernel: Kernel, session: AsyncSession, raw_handle: str, viewer: Principal | None
+) -> ProfileRead:
+    """Case-insensitive; the cached handle → id mapping is checked against the profile read."""
+    not_found = UserNotFound(f"No user with handle {raw_handle!r}.")
+    if not (raw_handle.isascii() and 1 <= len(raw_handle) <= HANDLE_MAX):  # cannot exist
+        raise not_found
+    handle = raw_handle.lower()
+
+    async def load() -> dict[str, str] | None:
+        row = await _in_transaction(session, lambda: repo.get_by_handle(session, handle))
+        return {"id": str(row.id)} if row is not None and not row.is_deleted else None
+
+    for _ in range(2):
+        mapping = await kernel.cache.get_or_set(NAMESPACE, handle_key(handle), load)
+        if mapping is None:
+            break
+        try:
+            profile = await read_profile(kernel, session, uuid.UUID(mapping["id"]), viewer)
+        except UserNotFound:
+            profile = None
+        if profile is not None and profile.handle == handle:
+            return profile
+        # The mapping may be stale (the handle moved on): drop it and look once more.
+        await kernel.cache.invalidate(NAMESPACE, handle_key(handle))
+    raise not_found
+
+
+# -- used by other skills through api.py ------------------------------------------------
+def mark_dirty(session: AsyncSession, user_id: uuid.UUID) -> None:
+    session.info.setdefault(DIRTY, set()).add(user_id)
+
+
+async def invalidate(
+    kernel: Kernel, user_ids: Iterable[uuid.UUID], handles: Iterable[str] = ()
+) -> None:
+    """Drop cached profiles (and handle mappings); call only after the change committed."""
+    keys = [id_key(uid) for uid in user_ids] + [handle_key(h) for h in handles if h]
+    if keys:
+        await kernel.cache.invalidate(NAMESPACE, *keys)
+
+
+async def invalidate_pending(kernel: Kernel, session: AsyncSession) -> None:
+    """Invalidate what the API functions changed through ``session`` (after its commit)."""
+    dirty: set[uuid.UUID] = session.info.pop(DIRTY, set())
+    await invalidate(kernel, dirty)
+
+
+async def adjust_counters(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    *,
+    followers: int = 0,
+    following: int = 0,
+    tracks: int = 0,
+) -> bool:
+    deltas = {
+        name: delta
+        for name, delta in (
+            ("followers_count", followers),
+            ("following_count", following),
+            ("tracks_count", tracks),
+        )
+        if delta
+    }
+    if not deltas:
+        return True  # nothing to change
+    found = await repo.adjust_counters(session, user_id, deltas)
+    if found:
+        mark_dirty(session, user_id)
+    return found
+
+
+async def set_banned(session: AsyncSession, user_id: uuid.UUID, banned: bool) -> bool:
+    changed = await repo.set_banned(session, user_id, banned, utcnow())
+    if changed:
+        emit(session, "user.banned" if banned else "user.unbanned", {"user_id": str(user_id)})
+        mark_dirty(session, user_id)
+        return True
+    if await repo.get_by_id(session, user_id) is None:
+        raise UserNotFound(f"No user with id {user_id}.")
+    return False
