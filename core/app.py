@@ -26,6 +26,8 @@ from core.middleware import (
 )
 from core.plugins import SkillError
 from core.settings import Settings, parse_rate
+from core.storage import prepare_storage
+from core.storage.local_routes import ServedUrlMiddleware, local_storage_router
 
 API_PREFIX = "/api/v1"
 
@@ -45,6 +47,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with kernel.running():
+            await prepare_storage(kernel.storage)
             yield
 
     app = FastAPI(
@@ -78,6 +81,10 @@ def create_app(
     app.state.kernel = kernel
     install_error_handlers(app)
     app.include_router(operations_router(kernel))
+    if settings.storage == "local":
+        app.include_router(local_storage_router(kernel))
+        if not settings.public_url:
+            app.add_middleware(ServedUrlMiddleware)
     mount_skill_routers(app, kernel)
     return app
 
@@ -145,10 +152,16 @@ async def readiness(kernel: Kernel) -> dict[str, dict[str, Any]]:
     async def broker() -> None:
         await asyncio.to_thread(ping_broker, kernel)
 
+    async def storage() -> None:
+        await kernel.storage.check()
+
+    # Local storage is this instance's disk: when it fails, take the instance out of rotation.
+    # S3 is shared by every replica: an outage must not empty the load balancer.
     probes: list[tuple[str, Any, bool]] = [
         ("database", database, True),
         ("redis", redis, False),
         ("broker", broker, False),
+        ("storage", storage, kernel.settings.storage == "local"),
     ]
     probes += [(f"{skill}:{c.name}", c.check, c.critical) for skill, c in kernel.health_checks()]
     results: dict[str, dict[str, Any]] = {}

@@ -150,7 +150,6 @@ def _default_jwks_url(env: str, host: str, port: int) -> None:
     if env != "prod" and not os.environ.get("SOUNDHIVE_AUTH_JWKS_URL"):
         reach = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         os.environ["SOUNDHIVE_AUTH_JWKS_URL"] = f"http://{reach}:{port}/.well-known/jwks.json"
-    os.environ.setdefault("SOUNDHIVE_PUBLIC_URL", f"http://{host}:{port}")
 
 
 @app.command()

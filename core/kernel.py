@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from collections.abc import AsyncIterator, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dramatiq
 import pluggy
@@ -20,6 +20,9 @@ from core.db import Database
 from core.plugins import SkillError, call_each, load_skills
 from core.settings import Settings
 from core.skill import Actor, CacheKey, EventHandler, HealthCheck, PeriodicJob, SkillInfo
+
+if TYPE_CHECKING:
+    from core.storage import Storage
 
 CORE_CACHE_KEYS = (
     CacheKey("ratelimit", 3600, "request counters per principal or client IP (owned by core)"),
@@ -44,6 +47,7 @@ class Kernel:
         self._redis: Any = None
         self._cache: Cache | None = None
         self._broker: dramatiq.Broker | None = None
+        self._storage: Storage | None = None
         self.circuit = Circuit()
         self._collect()
 
@@ -156,6 +160,15 @@ class Kernel:
         return self._cache
 
     @property
+    def storage(self) -> Storage:
+        """Object storage (``local`` or ``s3`` per ``SOUNDHIVE_STORAGE``); see core/storage."""
+        if self._storage is None:
+            from core.storage import build_storage
+
+            self._storage = build_storage(self.settings)
+        return self._storage
+
+    @property
     def broker(self) -> dramatiq.Broker:
         """The Dramatiq broker with every enabled skill's actors declared on it."""
         if self._broker is None:
@@ -202,13 +215,17 @@ class Kernel:
             await self._redis.aclose()
             self._redis = None
             self._cache = None
+        if self._storage is not None:
+            await self._storage.aclose()
+            self._storage = None
 
 
 def _bind(fn: Any, kernel: Kernel) -> Any:
     """An ``async def`` actor body with the kernel bound as its first argument."""
 
     @functools.wraps(fn)
-    async def run(*args: Any, **kwargs: Any) -> Any:
-        return await fn(kernel, *args, **kwargs)
+    async def run(*args: Any, **kwargs: Any) -> None:
+        # results are for logs and tests calling the function directly; Dramatiq stores none
+        await fn(kernel, *args, **kwargs)
 
     return run

@@ -141,7 +141,7 @@ def revision(kernel: Kernel, skill: str, message: str, *, autogenerate: bool = T
         head="base",
         branch_label=skill,
         version_path=str(folder),
-        depends_on=depends,
+        depends_on=depends,  # type: ignore[arg-type]  # alembic accepts a list
         rev_id=rev_id,
     )
 

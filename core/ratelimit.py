@@ -73,19 +73,28 @@ def client_identity(
     return "ip:" + (client[0] if client else "unknown")
 
 
-def route_limit(name: str, rate: str) -> object:
-    """A dependency enforcing a stricter named limit on one route (e.g. uploads, reports)."""
+async def enforce(request: Request, name: str, rate: str) -> None:
+    """Count one request against the caller's named budget; 429 ``RATE_LIMITED`` when spent.
+
+    For stricter per-route limits (uploads, reports) on top of the global one.
+    """
     limit, window = parse_rate(rate)
+    kernel = request.app.state.kernel
+    identity = client_identity(request.scope["headers"], request.scope.get("client"))
+    decision = await hit(kernel.cache, f"{name}:{identity}", limit, window)
+    if decision is not None and not decision.allowed:
+        raise RateLimited(
+            f"Too many '{name}' requests: at most {limit} per {window} s.",
+            headers=decision.headers(),
+        )
+
+
+def route_limit(name: str, rate: str) -> object:
+    """A dependency enforcing a fixed named limit on one route."""
+    parse_rate(rate)
 
     async def check(request: Request) -> None:
-        kernel = request.app.state.kernel
-        identity = client_identity(request.scope["headers"], request.scope.get("client"))
-        decision = await hit(kernel.cache, f"{name}:{identity}", limit, window)
-        if decision is not None and not decision.allowed:
-            raise RateLimited(
-                f"Too many '{name}' requests: at most {limit} per {window} s.",
-                headers=decision.headers(),
-            )
+        await enforce(request, name, rate)
 
     return Depends(check)
 

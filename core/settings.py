@@ -46,6 +46,14 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = None
     s3_bucket: str | None = None
     s3_region: str | None = None
+    s3_write_once: bool = True
+    """Bind ``If-None-Match: *`` into presigned PUTs so an upload URL cannot overwrite a
+    finished object; turn off only for an S3-compatible store that rejects the header."""
+    max_upload_bytes: int = Field(default=100 * 1024 * 1024, ge=1)
+    presign_put_expires: int = Field(default=900, ge=1, le=604800)
+    """Seconds an upload URL stays valid (checked when the upload starts)."""
+    presign_get_expires: int = Field(default=900, ge=1, le=604800)
+    """Seconds a download/stream URL stays valid."""
     auth_jwks_url: str | None = None
     auth_issuer: str | None = None
     auth_audience: str | None = None
@@ -125,6 +133,8 @@ class Settings(BaseSettings):
             problems.append("SOUNDHIVE_AUTH_ISSUER and SOUNDHIVE_AUTH_AUDIENCE are required")
         if self.auth_issuer == DEV_ISSUER:
             problems.append("the dev issuer cannot be trusted in production")
+        if self.storage == "s3" and not self.s3_bucket:
+            problems.append("SOUNDHIVE_S3_BUCKET is required with SOUNDHIVE_STORAGE=s3")
         if not self.secret_key or len(self.secret_key) < 32:
             problems.append("SOUNDHIVE_SECRET_KEY must be set (32+ characters)")
         if problems:
@@ -144,16 +154,29 @@ class Settings(BaseSettings):
         return self.broker_url or self.redis_url
 
     def secret(self) -> str:
-        """The signing secret; outside prod a random one is created once in the data dir."""
+        """The signing secret; outside prod a random one is created once in the data dir.
+
+        Created with an atomic link so processes starting together agree on one secret.
+        """
         if self.secret_key:
             return self.secret_key
         path = self.data_dir / "secret.key"
         if not path.exists():
+            import contextlib
+            import os
             import secrets
+            import tempfile
 
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_urlsafe(48))
-            path.chmod(0o600)
+            fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".secret-")
+            try:
+                os.write(fd, secrets.token_urlsafe(48).encode())
+                os.close(fd)
+                os.chmod(temp, 0o600)
+                with contextlib.suppress(FileExistsError):  # another process won: use theirs
+                    os.link(temp, path)
+            finally:
+                os.unlink(temp)
         return path.read_text().strip()
 
 

@@ -12,9 +12,11 @@ from core.embedded import free_port
 
 
 class LiveServer:
-    def __init__(self, app: FastAPI) -> None:
+    def __init__(self, app: FastAPI, *, port: int | None = None) -> None:
+        """``port``: serve there (pick it with ``free_port()`` when the app's settings must
+        know the URL before the app is built, e.g. ``public_url``); default: a free one."""
         self.app = app
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
             app,

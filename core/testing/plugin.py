@@ -124,20 +124,27 @@ def live_server(migrated_database: str, make_settings: Callable[..., Any]) -> It
         yield server
 
 
-def wipe(database_url: str, redis_url: str) -> None:
-    """Empty every table and the Redis database (broker queues included)."""
+def wipe(database_url: str, redis_url: str, data_dir: Path | None = None) -> None:
+    """Empty every table, the Redis database (broker queues included) and local objects."""
+    import shutil
+
     import redis
 
     truncate_all(database_url, existing_tables(database_url))
     with contextlib.suppress(Exception):
         redis.Redis.from_url(redis_url, socket_connect_timeout=1).flushdb()
+    if data_dir is not None:
+        shutil.rmtree(data_dir / "objects", ignore_errors=True)
 
 
 @pytest.fixture
-def clean_state(soundhive_services: Services, migrated_database: str) -> Iterator[None]:
-    wipe(soundhive_services.database_url, soundhive_services.redis_url)
+def clean_state(
+    soundhive_services: Services, migrated_database: str, soundhive_data_dir: Path
+) -> Iterator[None]:
+    services = soundhive_services
+    wipe(services.database_url, services.redis_url, soundhive_data_dir)
     yield
-    wipe(soundhive_services.database_url, soundhive_services.redis_url)
+    wipe(services.database_url, services.redis_url, soundhive_data_dir)
 
 
 class Api(httpx.Client):

@@ -41,7 +41,7 @@ def k_weighting_sos(sample_rate: int) -> np.ndarray:
 
 
 def channel_weights(channels: int) -> np.ndarray:
-    """BS.1770 weights: 1.0 for L/R/C, 1.41 for surrounds, 0 for the LFE (5.1 order L R C LFE Ls Rs)."""
+    """BS.1770 weights: 1.0 for L/R/C, 1.41 for surrounds, 0 for the LFE (L R C LFE Ls Rs)."""
     if channels == 5:
         return np.array([1.0, 1.0, 1.0, 1.41, 1.41])
     if channels == 6:
@@ -66,7 +66,10 @@ class LoudnessMeter:
     def add(self, block: np.ndarray) -> None:
         """K-weight one block (filter state carries over) and bank its energy per 100 ms step."""
         filtered, self._zi = sosfilt(self._sos, block, axis=0, zi=self._zi)
-        power = np.square(filtered) @ self._weights
+        np.square(filtered, out=filtered)
+        power = filtered[:, 0] * self._weights[0]  # weighted channel sum, without BLAS threads
+        for channel in range(1, filtered.shape[1]):
+            power += filtered[:, channel] * self._weights[channel]
         self._total_sum += float(power.sum())
         self._total_n += len(power)
         step, n = self._step, len(power)

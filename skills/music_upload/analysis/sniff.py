@@ -41,11 +41,15 @@ _MPEG_BITRATES: Final[dict[tuple[int, int], tuple[int, ...]]] = {
     (2, 2): (8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
     (2, 1): (8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
 }
-_MPEG_SAMPLE_RATES: Final = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
+_MPEG_SAMPLE_RATES: Final = {
+    3: (44100, 48000, 32000),  # MPEG-1
+    2: (22050, 24000, 16000),  # MPEG-2
+    0: (11025, 12000, 8000),  # MPEG-2.5
+}
 _OGG_AUDIO_CODECS: Final = (b"\x01vorbis", b"OpusHead")  # what libsndfile decodes from Ogg
 _NON_AUDIO_BRANDS: Final = frozenset(
-    {b"heic", b"heix", b"hevc", b"heim", b"heis", b"hevm", b"mif1", b"msf1", b"avif", b"avis", b"crx "}
-)
+    {b"heic", b"heix", b"hevc", b"heim", b"heis", b"hevm", b"mif1", b"msf1", b"avif", b"avis"}
+)  # ISO-BMFF images share the ftyp box with MP4 audio
 
 
 def normalise_content_type(content_type: str) -> str:
@@ -109,7 +113,7 @@ def sniff_file(path: Path) -> str | None:
 
 def _sniff_raw(head: bytes) -> str | None:
     """Sniff a stream that does not start with an ID3 tag."""
-    if len(head) >= 12 and head[:4] in (b"RIFF", b"RIFX", b"RF64", b"BW64") and head[8:12] == b"WAVE":
+    if head[:4] in (b"RIFF", b"RIFX", b"RF64", b"BW64") and head[8:12] == b"WAVE":
         return "wav"
     if head[:4] == b"fLaC":
         return "flac"
