@@ -118,7 +118,7 @@ def demo_app(make_settings: Any, **overrides: Any) -> Any:
 
 @pytest.fixture
 def demo(make_settings: Any, migrated_database: str) -> Any:
-    with LiveServer(demo_app(make_settings)) as server, httpx.Client(base_url=server.url) as http:
+    with LiveServer(demo_app(make_settings)) as server, httpx.Client(base_url=server.url, timeout=30) as http:
         yield http
 
 
@@ -180,7 +180,7 @@ def test_cors_allows_listed_origins_only(demo: httpx.Client) -> None:
 
 def test_rate_limit_headers_and_429(make_settings: Any, migrated_database: str) -> None:
     app = demo_app(make_settings, rate_limit="3/minute")
-    with LiveServer(app) as server, httpx.Client(base_url=server.url) as http:
+    with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=30) as http:
         headers = {"Authorization": "Bearer token-for-rate-limit-test"}
         first = http.get("/api/v1/demo/open", headers=headers)
         assert first.headers["ratelimit-limit"] == "3"
@@ -203,7 +203,7 @@ def test_rate_limit_fails_open_and_db_answers_without_redis(
     make_settings: Any, migrated_database: str
 ) -> None:
     app = demo_app(make_settings, rate_limit="1/minute", redis_url=DOWN_REDIS)
-    with LiveServer(app) as server, httpx.Client(base_url=server.url) as http:
+    with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=30) as http:
         for _ in range(3):
             r = http.get("/api/v1/demo/db")
             assert r.status_code == 200 and r.json() == {"one": 1}
@@ -214,7 +214,7 @@ def test_rate_limit_fails_open_and_db_answers_without_redis(
 
 def test_database_down_gives_503_problem(make_settings: Any) -> None:
     app = demo_app(make_settings, database_url="postgresql://postgres@127.0.0.1:1/none")
-    with LiveServer(app) as server, httpx.Client(base_url=server.url) as http:
+    with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=30) as http:
         r = http.get("/api/v1/demo/db")
         assert r.status_code == 503 and r.json()["code"] == "SERVICE_UNAVAILABLE"
         assert r.headers["retry-after"] == "5"
