@@ -60,6 +60,7 @@ __all__ = [
     "track_detail",
     "track_not_found",
     "track_reads",
+    "viewable_condition",
     "visible_track",
 ]
 
@@ -79,6 +80,13 @@ def listable_condition() -> ColumnElement[bool]:
     """SQL condition for tracks anyone may see in a list (ready, public, not hidden, owner
     neither banned nor deleted). Join ``UserProfile`` on ``Track.owner_id`` first."""
     return _repo.listable()
+
+
+def viewable_condition(viewer: Viewer) -> ColumnElement[bool]:
+    """SQL condition for tracks ``viewer`` may open (the rule of ``visible_track``): owners and
+    moderators see their/all tracks, others ready unhidden public or unlisted tracks of visible
+    owners. Join ``UserProfile`` on ``Track.owner_id`` first."""
+    return _repo.viewable(viewer.profile_id, viewer.is_moderator)
 
 
 async def visible_track(

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, func, select, tuple_, update
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, true, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -79,6 +79,19 @@ def listable() -> ColumnElement[bool]:
     return and_(
         T.status == "ready", T.visibility == "public", T.is_hidden.is_(False), visible_condition()
     )
+
+
+def viewable(profile_id: uuid.UUID | None, is_moderator: bool) -> ColumnElement[bool]:
+    """SQL twin of ``service.can_view``: what one viewer may open (join ``UserProfile`` first)."""
+    if is_moderator:
+        return true()
+    others = and_(
+        T.status == "ready",
+        T.is_hidden.is_(False),
+        T.visibility.in_(("public", "unlisted")),
+        visible_condition(),
+    )
+    return others if profile_id is None else or_(T.owner_id == profile_id, others)
 
 
 async def list_by_owner(

@@ -64,9 +64,10 @@ async def load(kernel: Kernel, session: AsyncSession, track_id: uuid.UUID) -> di
         data["owner_visible"] = await repo.owner_visible(session, row.owner_id)
         return data
 
+    was_in_transaction = session.in_transaction()
     result: dict[str, Any] | None = await kernel.cache.get_or_set(CACHE, str(track_id), from_db)
-    if session.in_transaction():
-        await session.commit()  # end the read-only transaction autobegun by the loader
+    if not was_in_transaction and session.in_transaction():
+        await session.commit()  # end the read-only transaction the loader autobegan, only that
     return result
 
 
