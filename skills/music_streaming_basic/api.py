@@ -23,7 +23,11 @@ from skills.music_streaming_basic import service as _service
 from skills.music_streaming_basic.models import Tag, Track, TrackTag
 from skills.music_streaming_basic.schemas import (
     MOODS,
+    ArtistName,
+    Description,
     Mood,
+    Tags,
+    Title,
     TrackDetail,
     TrackRead,
     Visibility,
@@ -37,8 +41,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MOODS",
+    "ArtistName",
+    "Description",
     "Mood",
     "Tag",
+    "Tags",
+    "Title",
     "Track",
     "TrackDetail",
     "TrackRead",

@@ -7,8 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from skills.music_streaming_basic.api import Mood, Visibility
-from skills.music_streaming_basic.schemas import ArtistName, Description, Tags, Title
+from skills.music_streaming_basic.api import ArtistName, Description, Mood, Tags, Title, Visibility
 
 
 class InitiateUpload(BaseModel):
