@@ -41,7 +41,10 @@ def test_http_hooks_routes_lifespan_auth_health_settings(
     everything: tuple[Everything, Kernel],
 ) -> None:
     skill, kernel = everything
-    with LiveServer(create_app(kernel=kernel)) as server, httpx.Client(base_url=server.url, timeout=30) as http:
+    with (
+        LiveServer(create_app(kernel=kernel)) as server,
+        httpx.Client(base_url=server.url, timeout=30) as http,
+    ):
         assert skill.lifespan_log == ["start"]
         r = http.get("/api/v1/everything/whoami", headers={"X-Everything-User": "ann"})
         assert r.json() == {"sub": "ann", "greeting": "hi"}

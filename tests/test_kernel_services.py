@@ -118,7 +118,10 @@ def demo_app(make_settings: Any, **overrides: Any) -> Any:
 
 @pytest.fixture
 def demo(make_settings: Any, migrated_database: str) -> Any:
-    with LiveServer(demo_app(make_settings)) as server, httpx.Client(base_url=server.url, timeout=30) as http:
+    with (
+        LiveServer(demo_app(make_settings)) as server,
+        httpx.Client(base_url=server.url, timeout=30) as http,
+    ):
         yield http
 
 

@@ -20,7 +20,10 @@ def test_users_me_survives_redis_being_killed(
     settings = make_settings(redis_url=url, broker_url=url)
     headers = {"Authorization": f"Bearer {jwks_server.mint('redis-victim')}"}
     try:
-        with LiveServer(create_app(settings)) as server, httpx.Client(base_url=server.url, timeout=30) as http:
+        with (
+            LiveServer(create_app(settings)) as server,
+            httpx.Client(base_url=server.url, timeout=30) as http,
+        ):
             first = http.get("/api/v1/users/me", headers=headers)
             assert first.status_code == 200, first.text
             user_id = first.json()["id"]
