@@ -1,7 +1,8 @@
 """Cursor (keyset) pagination shared by every list endpoint: ``{"items": [...], "next_cursor"}``.
 
-Cursors are opaque, URL-safe and signed, so clients cannot forge positions; keyset pages cost the
-same at any depth, where OFFSET grows with it.
+Cursors are opaque, URL-safe and carry a checksum, so garbage or edited cursors get a clear 422
+instead of a database error (a cursor only names a position in a list the caller may already
+read, so it is not a secret). Keyset pages cost the same at any depth, where OFFSET grows.
 """
 
 from __future__ import annotations
