@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -54,12 +55,32 @@ class OutboxEvent(SQLModel, table=True):
     )
 
 
+_emitted: ContextVar[bool] = ContextVar("soundhive_events_emitted", default=False)
+
+
 def emit(session: AsyncSession, event_type: str, payload: dict[str, Any]) -> OutboxEvent:
     """Record a domain event in the caller's transaction; relayed after commit."""
     row = OutboxEvent(type=event_type, payload=payload)
     session.add(row)
     session.info["outbox_dirty"] = True
+    _emitted.set(True)
     return row
+
+
+async def relaying(kernel: Kernel, work: Any) -> Any:
+    """Await ``work`` and relay right away any events it emitted (used around actors, so a
+    job's events do not wait for the scheduler's relay loop)."""
+    token = _emitted.set(False)
+    try:
+        result = await work
+        if _emitted.get():
+            try:
+                await relay_pending(kernel)
+            except Exception as exc:  # the scheduler's relay loop retries
+                log.warning("outbox relay deferred: %s", type(exc).__name__)
+        return result
+    finally:
+        _emitted.reset(token)
 
 
 def event_message(kernel: Kernel, actor_name: str, row: OutboxEvent) -> dramatiq.Message[Any]:

@@ -225,7 +225,9 @@ def _bind(fn: Any, kernel: Kernel) -> Any:
 
     @functools.wraps(fn)
     async def run(*args: Any, **kwargs: Any) -> None:
+        from core.events import relaying
+
         # results are for logs and tests calling the function directly; Dramatiq stores none
-        await fn(kernel, *args, **kwargs)
+        await relaying(kernel, fn(kernel, *args, **kwargs))
 
     return run

@@ -24,9 +24,14 @@ log = logging.getLogger("soundhive.http")
 
 
 def _with_headers(send: Send, extra: list[tuple[bytes, bytes]]) -> Send:
+    """Add rate-limit headers unless a stricter route limit already set its own."""
+
     async def wrapped(message: Message) -> None:
         if message["type"] == "http.response.start":
-            message = {**message, "headers": [*message.get("headers", []), *extra]}
+            headers = list(message.get("headers", []))
+            present = {name.lower() for name, _ in headers}
+            headers += [(name, value) for name, value in extra if name not in present]
+            message = {**message, "headers": headers}
         await send(message)
 
     return wrapped
@@ -142,11 +147,28 @@ class ConcurrencyLimitMiddleware:
             return
         self.in_flight += 1
         metrics.HTTP_IN_FLIGHT.inc()
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self.in_flight -= 1
+                metrics.HTTP_IN_FLIGHT.dec()
+
+        async def send_releasing_streams(message: Message) -> None:
+            # a server-sent event stream stays open for minutes: it gives its slot back once
+            # it starts, so open streams never starve ordinary requests (skills cap streams)
+            if message["type"] == "http.response.start":
+                for name, value in message.get("headers", []):
+                    if name.lower() == b"content-type" and value.startswith(b"text/event-stream"):
+                        release()
+            await send(message)
+
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, send_releasing_streams)
         finally:
-            self.in_flight -= 1
-            metrics.HTTP_IN_FLIGHT.dec()
+            release()
 
 
 def route_template(scope: Scope) -> str:

@@ -341,3 +341,50 @@ def test_kernel_without_database_url_explains(make_settings: Any) -> None:
     kernel = Kernel(make_settings(database_url=None, skills_enabled=[]))
     with pytest.raises(Exception, match="SOUNDHIVE_DATABASE_URL"):
         _ = kernel.db
+
+
+def test_open_event_streams_do_not_hold_concurrency_slots(
+    make_settings: Any, migrated_database: str
+) -> None:
+    import asyncio
+    import threading
+
+    from fastapi import APIRouter
+    from sse_starlette import EventSourceResponse
+
+    router = APIRouter()
+
+    @router.get("/events")
+    async def events() -> EventSourceResponse:
+        async def forever() -> Any:
+            while True:
+                yield {"data": "tick"}
+                await asyncio.sleep(0.2)
+
+        return EventSourceResponse(forever())
+
+    @router.get("/plain")
+    async def plain() -> dict[str, bool]:
+        return {"ok": True}
+
+    skill = plugin("streamy", register_routers=lambda kernel: [router])
+    settings = make_settings(skills_enabled=["streamy"], concurrency_limit=1)
+    with LiveServer(create_app(settings, extra_plugins=[skill])) as server:
+        got_tick = threading.Event()
+        stop = threading.Event()
+
+        def listen() -> None:
+            with httpx.stream("GET", server.url + "/api/v1/events", timeout=10) as stream:
+                for line in stream.iter_lines():
+                    if line.startswith("data:"):
+                        got_tick.set()
+                    if stop.is_set():
+                        return
+
+        thread = threading.Thread(target=listen, daemon=True)
+        thread.start()
+        assert got_tick.wait(5)
+        r = httpx.get(server.url + "/api/v1/plain", timeout=10)
+        stop.set()
+        thread.join(5)
+        assert r.status_code == 200 and r.json() == {"ok": True}

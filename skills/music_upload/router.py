@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, Depends, Request, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
@@ -138,7 +139,8 @@ async def _events(
                 return
     finally:
         if pubsub is not None:
-            with contextlib.suppress(Exception):
+            # shielded: the stream's task is being cancelled when the client goes away
+            with anyio.move_on_after(2, shield=True), contextlib.suppress(Exception):
                 await pubsub.aclose()
 
 
