@@ -3,7 +3,7 @@
 
     python3 run.py dev    # embedded PostgreSQL + Valkey, migrations, API + worker + scheduler
     python3 run.py test   # the whole test suite with coverage of core/ and skills/
-    python3 run.py lint   # ruff + mypy
+    python3 run.py lint   # ruff, mypy, bandit, import-linter (and pip-audit, informational)
 
 It creates ``.venv`` on first use and reinstalls only when pyproject.toml changes.
 """
@@ -56,9 +56,17 @@ def main() -> None:
     elif command == "lint":
         ensure_venv("test")
         os.chdir(ROOT)
-        ruff = subprocess.run([str(BIN / "ruff"), "check", "."]).returncode
-        mypy = subprocess.run([str(BIN / "mypy")]).returncode
-        sys.exit(ruff or mypy)
+        checks = [
+            [str(BIN / "ruff"), "check", "."],
+            [str(BIN / "mypy")],
+            [str(BIN / "bandit"), "-q", "-ll", "-r", "core", "skills", "-x", "*/migrations/*"],
+            [str(BIN / "lint-imports")],
+        ]
+        failed = [c[0] for c in checks if subprocess.run(c).returncode != 0]
+        # pip-audit needs PyPI's vulnerability API; where it cannot reach it, it only reports
+        subprocess.run([str(BIN / "pip-audit"), "--skip-editable", "--progress-spinner", "off"])
+        if failed:
+            sys.exit(f"lint failed: {', '.join(Path(f).name for f in failed)}")
     else:
         print(__doc__)
         sys.exit(0 if command == "help" else 2)

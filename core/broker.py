@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import dramatiq
@@ -13,7 +14,13 @@ from core import metrics
 
 
 class JobMetrics(Middleware):
-    """Counts job outcomes per actor: success, failure, retry."""
+    """Counts job outcomes per actor (success, failure, retry) and times every run."""
+
+    def __init__(self) -> None:
+        self._started: dict[str, float] = {}
+
+    def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
+        self._started[message.message_id] = time.perf_counter()
 
     def after_process_message(
         self,
@@ -33,6 +40,12 @@ class JobMetrics(Middleware):
                 max_retries = actor.options.get("max_retries", 20) if actor else 0
             outcome = "failure" if retries >= max_retries else "retry"
         metrics.JOBS.labels(message.actor_name, outcome).inc()
+        started = self._started.pop(message.message_id, None)
+        if started is not None:
+            metrics.JOB_SECONDS.labels(message.actor_name).observe(time.perf_counter() - started)
+
+    def after_skip_message(self, broker: dramatiq.Broker, message: Any) -> None:
+        self._started.pop(message.message_id, None)
 
 
 def build_broker(url: str | None) -> dramatiq.Broker:

@@ -8,8 +8,43 @@ import signal
 import threading
 
 import dramatiq
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 log = logging.getLogger("soundhive.worker")
+
+
+class WorkerMetricsSettings(BaseSettings):
+    """Where ``soundhive worker`` serves its own ``/metrics`` (workers have no HTTP API)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SOUNDHIVE_", env_file=".env", extra="ignore", env_ignore_empty=True
+    )
+
+    worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    """Off unless set; e.g. 9191 (compose) — scrape ``http://worker:9191/metrics``."""
+    worker_metrics_host: str = "127.0.0.1"
+    """Interface to bind; ``0.0.0.0`` in a container so Prometheus can reach it."""
+
+
+def start_metrics_server(registry: object = None) -> object | None:
+    """Serve ``/metrics`` on ``SOUNDHIVE_WORKER_METRICS_PORT`` in a daemon thread, if set."""
+    from prometheus_client import REGISTRY, start_http_server
+
+    settings = WorkerMetricsSettings()
+    if settings.worker_metrics_port is None:
+        return None
+    server, _thread = start_http_server(
+        settings.worker_metrics_port,
+        addr=settings.worker_metrics_host,
+        registry=registry or REGISTRY,  # type: ignore[arg-type]
+    )
+    log.info(
+        "worker metrics on http://%s:%d/metrics",
+        settings.worker_metrics_host,
+        settings.worker_metrics_port,
+    )
+    return server
 
 
 def run_worker(threads: int) -> None:
@@ -34,9 +69,17 @@ def run_worker(threads: int) -> None:
 
 
 def run_workers(processes: int, threads: int) -> None:
+    """Run ``processes`` worker processes; with several, this one supervises them and serves
+    their summed metrics (``PROMETHEUS_MULTIPROC_DIR``, see core/metrics.py)."""
+    from core.metrics import multiprocess_registry, prepare_multiprocess
+
+    path = prepare_multiprocess(processes)
     if processes <= 1:
+        start_metrics_server()
         run_worker(threads)
         return
+    assert path is not None
+    start_metrics_server(multiprocess_registry(path))
     ctx = multiprocessing.get_context("spawn")
     children = [ctx.Process(target=run_worker, args=(threads,)) for _ in range(processes)]
     for child in children:
