@@ -5,6 +5,7 @@ Services own their transactions (``async with session.begin()``); repositories o
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -19,6 +20,8 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from core import metrics
+
+log = logging.getLogger("soundhive.db")
 
 
 def async_url(url: str) -> str:
@@ -78,14 +81,23 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     Domain events the request committed are relayed to the broker right after; if that fails
     they wait in the outbox for the scheduler's relay loop.
     """
+    from core.errors import _is_unavailable
     from core.events import relay_after_commit
 
     kernel = request.app.state.kernel
     async with kernel.db.session() as session:
         yield session
         if session.in_transaction():
-            await session.rollback()  # an uncommitted transaction's events never happened
-            session.info.pop("outbox_dirty", None)
+            session.info.pop("outbox_dirty", None)  # uncommitted events never happened
+            try:
+                await session.rollback()
+            except Exception as exc:
+                # The database went away after the handler's last query (a restart ends every
+                # session). The response is already on its way: raising here would cut it off.
+                # The transaction died with the connection, which the pool discards.
+                if not _is_unavailable(exc):
+                    raise
+                log.warning("rollback after the response failed: %s", type(exc).__name__)
     await relay_after_commit(kernel, session)
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
+import os
 import signal
 import threading
 
@@ -84,18 +86,27 @@ def run_workers(processes: int, threads: int) -> None:
     children = [ctx.Process(target=run_worker, args=(threads,)) for _ in range(processes)]
     for child in children:
         child.start()
+    stopping = threading.Event()
 
     def forward(signum: int, _frame: object) -> None:
+        stopping.set()
         for child in children:
-            if child.pid:
-                try:
-                    import os
-
+            if child.pid and child.is_alive():
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(child.pid, signum)
-                except ProcessLookupError:
-                    pass
 
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
+    # supervise: a child killed by the OOM killer or a SIGKILL is replaced, so capacity
+    # never drops silently; its unacknowledged messages are redelivered by the broker
+    while not stopping.is_set():
+        for index, child in enumerate(children):
+            if not child.is_alive() and not stopping.is_set():
+                log.warning(
+                    "worker process %s exited (%s); starting a new one", child.pid, child.exitcode
+                )
+                children[index] = ctx.Process(target=run_worker, args=(threads,))
+                children[index].start()
+        stopping.wait(1.0)
     for child in children:
-        child.join()
+        child.join(timeout=30)

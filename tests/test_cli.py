@@ -78,3 +78,47 @@ def test_disabling_a_skill_removes_its_routes(make_settings: Any, migrated_datab
     with LiveServer(create_app(make_settings())) as server:
         spec = httpx.get(server.url + "/openapi.json").json()
         assert "/api/v1/hello/greetings" in spec["paths"]
+
+
+def test_worker_supervisor_replaces_a_killed_process(soundhive_env: dict[str, str]) -> None:
+    import signal
+    import time
+
+    import psutil
+
+    from core.testing.plugin import wait_for
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "core.cli", "worker", "--processes", "2", "--threads", "1"],
+        env={**os.environ, **soundhive_env},
+    )
+    try:
+        parent = psutil.Process(proc.pid)
+
+        def workers() -> list[psutil.Process]:
+            alive = []
+            for child in parent.children():
+                try:
+                    if child.status() != psutil.STATUS_ZOMBIE and "spawn" in " ".join(
+                        child.cmdline()
+                    ):
+                        alive.append(child)
+                except psutil.Error:
+                    continue
+            return alive
+
+        first = wait_for(lambda: len(workers()) == 2 and workers(), timeout=30)
+        victim = first[0].pid
+        first[0].send_signal(signal.SIGKILL)
+        replaced = wait_for(
+            lambda: len(w := workers()) == 2 and victim not in {c.pid for c in w} and w, timeout=30
+        )
+        assert len(replaced) == 2 and proc.poll() is None
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        time.sleep(0.1)
+    assert proc.returncode is not None

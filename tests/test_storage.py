@@ -607,10 +607,11 @@ def test_local_disk_failure_through_http(
         assert isinstance(local, LocalStorage)
         signed = asyncio.run(local.presign_put("a/b", content_type="audio/mpeg", content_length=3))
         url = server.url + signed.url  # no public_url: the URL is relative to the API
-        before = failures("put")
+        before = failures("head")
         response = httpx.put(url, content=b"abc", headers=signed.headers)
         problem(response, 503, "SERVICE_UNAVAILABLE")
-        assert failures("put") == before + 1
+        # the write-once check fails first: an outage, not "no such object yet"
+        assert failures("head") == before + 1
         ready = httpx.get(server.url + "/readyz")
         assert ready.status_code == 503
         assert ready.json()["checks"]["storage"]["ok"] is False

@@ -75,6 +75,14 @@ class LocalStorage:
     def _tmp(self) -> Path:
         return self.root / ".tmp"
 
+    def _lookup_missed(self) -> None:
+        """A lookup found nothing: a missing object — unless the store's folder itself is not
+        a folder (a file or a broken mount in its place). That is an outage (503), and saying
+        "no such object" (404, or 422 at finalize) would send clients the wrong way. A folder
+        that does not exist yet is just an empty store (it is made on first write)."""
+        if self.root.exists() and not self.root.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "object store is not a folder", str(self.root))
+
     async def _io(self, operation: str, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking disk work in a thread; an ``OSError`` is an outage (503)."""
         try:
@@ -124,6 +132,7 @@ class LocalStorage:
         try:
             stat = self.path_of(key).stat()
         except (FileNotFoundError, NotADirectoryError):
+            self._lookup_missed()
             return None
         if not S_ISREG(stat.st_mode):
             return None
@@ -159,6 +168,7 @@ class LocalStorage:
                 handle.seek(start)
                 return handle.read(end_inclusive - start + 1)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            self._lookup_missed()
             raise ObjectNotFound(f"No object {key!r}.") from None
 
     async def download_to(self, key: str, path: Path) -> int:
@@ -168,6 +178,7 @@ class LocalStorage:
     def _download_to(self, key: str, path: Path) -> int:
         source = self.path_of(key)
         if not source.is_file():
+            self._lookup_missed()
             raise ObjectNotFound(f"No object {key!r}.")
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
         os.close(fd)
@@ -201,6 +212,7 @@ class LocalStorage:
         try:
             entries = sorted(os.scandir(self.root / folder), key=lambda entry: entry.name)
         except (FileNotFoundError, NotADirectoryError):
+            self._lookup_missed()
             return files, folders
         for entry in entries:
             if entry.name.startswith("."):
