@@ -8,18 +8,22 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Response
+from fastapi.dependencies.models import Dependant
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.middleware import Middleware
 
 from core import __version__
-from core.errors import install_error_handlers
+from core.auth import optional_principal
+from core.errors import PROBLEM_JSON, Problem, install_error_handlers
 from core.kernel import Kernel
 from core.logging import configure_logging
 from core.middleware import (
+    _EXEMPT,
     AccessLogMiddleware,
+    BodyLimitMiddleware,
     ConcurrencyLimitMiddleware,
     RateLimitMiddleware,
     RequestIdMiddleware,
@@ -76,6 +80,7 @@ def create_app(
             Middleware(RateLimitMiddleware, kernel=kernel, limit=limit, window=window),
             Middleware(ConcurrencyLimitMiddleware, limit=settings.concurrency_limit),
             Middleware(AccessLogMiddleware),
+            Middleware(BodyLimitMiddleware, limit=settings.max_json_bytes),
         ],
     )
     app.state.kernel = kernel
@@ -86,15 +91,98 @@ def create_app(
         if not settings.public_url:
             app.add_middleware(ServedUrlMiddleware)
     mount_skill_routers(app, kernel)
+    document_problems(app)
     return app
+
+
+_PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+_VALIDATION_REF = {"$ref": "#/components/schemas/HTTPValidationError"}
+COMMON_PROBLEMS: dict[str, str] = {
+    "400": "The body is not UTF-8 JSON (BAD_REQUEST)",
+    "401": "Missing, invalid or expired bearer token (UNAUTHORIZED)",
+    "403": "The account may not do this: deleted (ACCOUNT_DELETED), banned from changing "
+    "anything (ACCOUNT_BANNED), or without the right (FORBIDDEN, or the operation's own code)",
+    "413": "Request body over SOUNDHIVE_MAX_JSON_BYTES (PAYLOAD_TOO_LARGE)",
+    "422": "Invalid parameters or body (VALIDATION_FAILED, with `errors`), or a rule of the "
+    "operation (its own code)",
+    "429": "Rate limit spent (RATE_LIMITED); `Retry-After` says when to come back",
+    "503": "A dependency is down or the process is saturated (SERVICE_UNAVAILABLE); "
+    "`Retry-After` says when to retry",
+}
+
+
+def document_problems(app: FastAPI) -> None:
+    """Make the OpenAPI document say what the kernel answers on every route: each error
+    response is ``application/problem+json`` with the ``Problem`` schema, and the problems
+    any route can give (401 and 403 where a token is read, 422 where there is input, 400 and
+    413 where there is a body, 429 on the API, 503 but on probes) are listed even if the
+    skill did not."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            reads_token = {
+                (method, str(route.path_format))
+                for route in iter_route_contexts(app.routes)
+                if isinstance(getattr(route, "dependant", None), Dependant)
+                and _depends_on(route.dependant, optional_principal)
+                for method in route.methods or ()
+            }
+            schema = build()  # caches the document in app.openapi_schema: completed in place
+            _add_problems(schema, reads_token)
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _depends_on(dependant: Dependant, call: Any) -> bool:
+    return any(d.call is call or _depends_on(d, call) for d in dependant.dependencies)
+
+
+def _add_problems(schema: dict[str, Any], reads_token: set[tuple[str, str]]) -> None:
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    components.update(problem.pop("$defs", {}))
+    components["Problem"] = problem
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            common = set() if path in _EXEMPT else {"503"}
+            if path.startswith(API_PREFIX):
+                common.add("429")
+            if (method.upper(), path) in reads_token:
+                common |= {"401", "403"}
+            if operation.get("parameters") or operation.get("requestBody"):
+                common.add("422")
+            if operation.get("requestBody"):
+                common |= {"400", "413"}
+            for status in common:
+                responses.setdefault(status, {"description": COMMON_PROBLEMS[status]})
+            for status, response in responses.items():
+                if status[0] in "45":
+                    _as_problem(response)
+            operation["responses"] = dict(sorted(responses.items()))
+    for unused in ("HTTPValidationError", "ValidationError"):
+        components.pop(unused, None)
+
+
+def _as_problem(response: dict[str, Any]) -> None:
+    """Error bodies are problems: FastAPI's default 422 (``HTTPValidationError`` as
+    ``application/json``, which the kernel never sends) is replaced, and entries without a
+    body or without a schema get the Problem one. Other declared bodies stay as they are."""
+    content = response.setdefault("content", {})
+    if content.get("application/json", {}).get("schema") == _VALIDATION_REF:
+        del content["application/json"]
+    if not content or PROBLEM_JSON in content:
+        content.setdefault(PROBLEM_JSON, {}).setdefault("schema", _PROBLEM_REF)
 
 
 def mount_skill_routers(app: FastAPI, kernel: Kernel) -> None:
     """Mount each skill's routers, tagging routes with the skill and refusing collisions."""
+    # iter_route_contexts: FastAPI keeps included routers (the kernel's own) as one entry
     claimed: dict[tuple[str, str], str] = {
-        (method, route.path): "core"
-        for route in app.routes
-        if isinstance(route, APIRoute)
+        (method, str(route.path)): "core"
+        for route in iter_route_contexts(app.routes)
         for method in route.methods or ()
     }
     for hook, prefix in (("register_routers", API_PREFIX), ("register_public_routers", "")):
@@ -124,7 +212,16 @@ def operations_router(kernel: Kernel) -> APIRouter:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.get("/readyz", summary="Each dependency: database, Redis, broker, skills' checks")
+    @router.get(
+        "/readyz",
+        summary="Each dependency: database, Redis, broker, skills' checks",
+        responses={
+            503: {
+                "description": "Not ready: a critical check failed (same body as 200)",
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            }
+        },
+    )
     async def readyz(response: Response) -> dict[str, Any]:
         checks = await readiness(kernel)
         ready = all(c["ok"] for c in checks.values() if c["critical"])

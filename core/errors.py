@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -101,6 +102,29 @@ class ServiceUnavailable(DomainError):
     status, code, title = 503, "SERVICE_UNAVAILABLE", "Service unavailable"
 
 
+class ProblemError(BaseModel):
+    """One entry of a validation problem's ``errors``."""
+
+    loc: list[str]
+    msg: str
+
+
+class Problem(BaseModel):
+    """The RFC 9457 body of every error response (``application/problem+json``); some
+    problems add members of their own, so the schema allows extra ones."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    request_id: str | None = None
+    instance: str | None = None
+    errors: list[ProblemError] | None = None
+
+
 def problem_type(code: str) -> str:
     """A stable URI per problem code, documented in docs/errors.md."""
     return "urn:soundhive:problem:" + code.lower().replace("_", "-")
@@ -153,6 +177,49 @@ def _is_unavailable(exc: BaseException) -> bool:
     return isinstance(getattr(exc, "orig", exc), psycopg.OperationalError)
 
 
+def _is_unstorable_text(exc: BaseException) -> bool:
+    """Text no validator caught and PostgreSQL cannot store: NUL characters (psycopg refuses
+    them before sending), lone surrogates (JSON ``"\\ud800"``: not encodable as UTF-8), or
+    characters the database encoding cannot hold. The client sent it: 422, never 500."""
+    import psycopg
+
+    orig = getattr(exc, "orig", exc)
+    if isinstance(orig, UnicodeEncodeError):
+        return "surrogates not allowed" in str(orig)
+    if not isinstance(orig, psycopg.DataError):
+        return False
+    return "NUL (0x00)" in str(orig) or getattr(orig, "sqlstate", None) in ("22P05", "22021")
+
+
+def unstorable_text_response(request: Request | None) -> JSONResponse:
+    """The kernel's safety net for text no skill validator caught (see ``_is_unstorable_text``)."""
+    message = "text must not contain NUL (\\u0000), lone surrogates or other unstorable characters"
+    return problem_response(
+        request,
+        status=422,
+        code="VALIDATION_FAILED",
+        title="Validation failed",
+        detail="The request is not valid; see 'errors'.",
+        errors=[{"loc": [], "msg": message}],
+    )
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path: Starlette's 405 names only the first
+    route that matched the path, but RFC 9110 wants all of them in ``Allow``."""
+    from fastapi.routing import iter_route_contexts
+
+    path = request.scope["path"]
+    return sorted(
+        {
+            method
+            for route in iter_route_contexts(request.app.routes)
+            if getattr(route, "path_regex", None) is not None and route.path_regex.match(path)
+            for method in route.methods or ()
+        }
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Route every exception to a problem+json body with ``code`` and ``request_id``."""
 
@@ -176,13 +243,16 @@ def install_error_handlers(app: FastAPI) -> None:
         else:
             detail = str(exc.detail)
         title = code.replace("_", " ").capitalize()
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
         return problem_response(
             request,
             status=exc.status_code,
             code=code,
             title=title,
             detail=detail,
-            headers=dict(exc.headers or {}),
+            headers=headers,
         )
 
     async def validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -201,6 +271,8 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     async def unhandled(request: Request, exc: Exception) -> JSONResponse:
+        if _is_unstorable_text(exc):
+            return unstorable_text_response(request)
         if _is_unavailable(exc):
             log.warning("dependency unavailable: %s", type(exc).__name__)
             return problem_response(

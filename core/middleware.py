@@ -1,5 +1,6 @@
 """Pure-ASGI middleware, outermost first: CORS → request id → rate limit → concurrency
-limit → access log (SPEC §8). Pure ASGI keeps streaming responses (SSE, Range) intact."""
+limit → access log (SPEC §8), then the request body cap. Pure ASGI keeps streaming responses
+(SSE, Range) intact."""
 
 from __future__ import annotations
 
@@ -10,11 +11,17 @@ import uuid
 from typing import Any
 
 import structlog
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core import metrics
-from core.errors import _is_unavailable, problem_response
+from core.errors import (
+    _is_unavailable,
+    _is_unstorable_text,
+    problem_response,
+    unstorable_text_response,
+)
 from core.ratelimit import client_identity, hit
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -70,7 +77,9 @@ class RequestIdMiddleware:
         except Exception as exc:
             if started:
                 raise
-            if _is_unavailable(exc):
+            if _is_unstorable_text(exc):
+                response = unstorable_text_response(Request(scope))
+            elif _is_unavailable(exc):
                 log.warning("dependency unavailable: %s", type(exc).__name__)
                 response = problem_response(
                     Request(scope),
@@ -222,3 +231,64 @@ class AccessLogMiddleware:
                     duration_ms=round(elapsed * 1000, 2),
                     client=client[0] if client else None,
                 )
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from ``receive`` once a streamed body passes the limit; FastAPI lets an
+    ``HTTPException`` out of body parsing, so the app's handler renders the 413 problem."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"Request bodies are limited to {limit} bytes.")
+
+
+class BodyLimitMiddleware:
+    """413 ``PAYLOAD_TOO_LARGE`` for request bodies over ``limit`` bytes: at once when
+    ``Content-Length`` says so, else as soon as a chunked body passes it, so a client cannot
+    make the API buffer megabytes of JSON. Paths under ``exempt`` (local storage uploads,
+    bounded by their signed length) pass untouched."""
+
+    def __init__(self, app: ASGIApp, *, limit: int, exempt: tuple[str, ...] = ("/storage/",)):
+        self.app, self.limit, self.exempt = app, limit, exempt
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(self.exempt):
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            await self._too_large(scope, receive, send)
+            return
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise BodyTooLarge(self.limit)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except BodyTooLarge:  # read outside FastAPI's body parsing: answer here
+            if started:
+                raise
+            await self._too_large(scope, receive, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem_response(
+            Request(scope),
+            status=413,
+            code="PAYLOAD_TOO_LARGE",
+            title="Payload too large",
+            detail=f"Request bodies are limited to {self.limit} bytes.",
+        )
+        await response(scope, receive, send)

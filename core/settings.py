@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     rate_limit: str = "60/minute"
     concurrency_limit: int = Field(default=512, ge=1)
     max_token_bytes: int = Field(default=8192, ge=256)
+    max_json_bytes: int = Field(default=1024 * 1024, ge=1024)
+    """Largest request body outside ``/storage/`` (413 ``PAYLOAD_TOO_LARGE`` above it): the
+    API takes small JSON documents; audio goes to storage, which has its own signed limit."""
     embedded: bool = False
     """Set by ``soundhive dev`` when PostgreSQL/Redis are the embedded ones."""
     public_url: str | None = None

@@ -17,6 +17,8 @@ from core.storage.errors import InvalidObjectKey
 
 MAX_KEY_LENGTH = 512
 _SEGMENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}")
+KEY_PATTERN = f"^{_SEGMENT.pattern}(/{_SEGMENT.pattern})*$"
+"""``validate_key``'s segment rule as one expression, for the OpenAPI document."""
 _CONTENT_TYPE = re.compile(
     r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,63}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
     r"(\s*;\s*[A-Za-z0-9!#$&^_.+-]+=(\"[ !#-~]*\"|[A-Za-z0-9!#$&^_.+-]+))*"

@@ -13,7 +13,7 @@ from email.utils import format_datetime
 from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -28,7 +28,14 @@ from core.storage.errors import (
     UploadIncomplete,
     storage_failure,
 )
-from core.storage.keys import content_disposition, inline_safe, same_content_type, validate_key
+from core.storage.keys import (
+    KEY_PATTERN,
+    MAX_KEY_LENGTH,
+    content_disposition,
+    inline_safe,
+    same_content_type,
+    validate_key,
+)
 from core.storage.local import LocalStorage, served_url
 
 if TYPE_CHECKING:
@@ -36,6 +43,19 @@ if TYPE_CHECKING:
 
 _CHUNK = 256 * 1024
 Signed = Annotated[str | None, Query(description="Part of the signed URL; do not change.")]
+# Documented (not enforced here: validate_key answers 400 INVALID_OBJECT_KEY) so clients and
+# schema fuzzers know what a key looks like.
+Key = Annotated[
+    str,
+    Path(
+        description="The object key: '/'-separated segments of [A-Za-z0-9._-] not starting "
+        "with '.'",
+        json_schema_extra={
+            "maxLength": MAX_KEY_LENGTH,
+            "pattern": KEY_PATTERN,
+        },
+    ),
+]
 _ERRORS: dict[int | str, dict[str, str]] = {
     400: {"description": "Invalid key, or the body is shorter than signed"},
     403: {"description": "Invalid (INVALID_SIGNATURE) or expired (SIGNATURE_EXPIRED) URL"},
@@ -63,7 +83,7 @@ def local_storage_router(kernel: Kernel) -> APIRouter:
         },
     )
     async def upload(
-        key: str,
+        key: Key,
         request: Request,
         expires: Signed = None,
         ct: Signed = None,
@@ -111,7 +131,7 @@ def local_storage_router(kernel: Kernel) -> APIRouter:
         **download_doc,
     )
     async def download(
-        key: str,
+        key: Key,
         request: Request,
         expires: Signed = None,
         dl: Signed = None,

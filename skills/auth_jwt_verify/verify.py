@@ -184,4 +184,3 @@ def verifier_for(kernel: Kernel) -> TokenVerifier:
         )
         verifier = _verifiers[kernel] = TokenVerifier(kernel.settings, options, jwks)
     return verifier
-

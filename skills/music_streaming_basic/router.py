@@ -74,7 +74,11 @@ async def delete_track(
     return Response(status_code=204)
 
 
-@router.get("/users/{user_id}/tracks", response_model=Page[TrackRead])
+@router.get(
+    "/users/{user_id}/tracks",
+    response_model=Page[TrackRead],
+    responses={404: {"description": "No such user, or not visible to the caller"}},
+)
 async def user_tracks(
     user_id: uuid.UUID,
     request: Request,

@@ -82,7 +82,8 @@ async def finalize(
     "/tracks/{track_id}/events",
     response_class=EventSourceResponse,
     responses={
-        200: {"content": {"text/event-stream": {}}, "description": "status/progress events"}
+        200: {"content": {"text/event-stream": {}}, "description": "status/progress events"},
+        404: {"description": "No such track, or not visible to the caller (TRACK_NOT_FOUND)"},
     },
 )
 async def track_events(

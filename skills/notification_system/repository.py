@@ -16,11 +16,13 @@ from sqlalchemy import (
     ARRAY,
     ColumnElement,
     Uuid,
+    and_,
     cast,
     exists,
     func,
     literal,
     not_,
+    or_,
     select,
     update,
 )
@@ -28,7 +30,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from skills.interaction_like_comment.api import Comment, Like
-from skills.music_streaming_basic.api import Track, listable_condition
+from skills.music_streaming_basic.api import Track, Viewer, listable_condition, viewable_condition
 from skills.notification_system.models import Notification
 from skills.user_follow_system.api import Follow
 from skills.user_profile.api import UserProfile, visible_condition
@@ -149,12 +151,30 @@ async def mark_all_read(session: AsyncSession, recipient_id: uuid.UUID) -> int:
 
 
 # -- reads --------------------------------------------------------------------------------
+def subject_visible(recipient_id: uuid.UUID) -> ColumnElement[bool]:
+    """The notification's track (if any) is one the recipient may still open, and its
+    comment (if any) is not hidden: a track made private, hidden or whose owner was banned
+    after the fact must not stay named in the recipient's list or stream."""
+    t, c = Track.__table__, Comment.__table__.c  # type: ignore[attr-defined]
+    viewable = (
+        exists()
+        .select_from(t.join(PT, P.id == t.c.owner_id))
+        .where(t.c.id == N.track_id, viewable_condition(Viewer(profile_id=recipient_id)))
+        .correlate_except(PT)  # PT here is the track's owner, not the outer actor
+    )
+    return and_(
+        or_(N.track_id.is_(None), viewable),
+        or_(N.comment_id.is_(None), exists().where(c.id == N.comment_id, c.hidden.is_(False))),
+    )
+
+
 def _visible(recipient_id: uuid.UUID) -> Any:
-    """Notifications of the recipient whose actor is visible, with the actor's profile."""
+    """Notifications of the recipient whose actor and subject are visible, with the actor's
+    profile."""
     return (
         select(Notification, UserProfile)
         .join_from(NT, PT, P.id == N.actor_id)
-        .where(N.recipient_id == recipient_id, visible_condition())
+        .where(N.recipient_id == recipient_id, visible_condition(), subject_visible(recipient_id))
     )
 
 
@@ -196,7 +216,12 @@ async def count_unread(session: AsyncSession, recipient_id: uuid.UUID) -> int:
     stmt = (
         select(func.count())
         .select_from(NT.join(PT, P.id == N.actor_id))
-        .where(N.recipient_id == recipient_id, not_(N.read), visible_condition())
+        .where(
+            N.recipient_id == recipient_id,
+            not_(N.read),
+            visible_condition(),
+            subject_visible(recipient_id),
+        )
     )
     return int(await session.scalar(stmt) or 0)
 

@@ -80,6 +80,9 @@ async def ensure_profile(session: AsyncSession, principal: Principal) -> UserPro
     if len(principal.sub) > SUB_MAX:
         raise Forbidden("The token's subject identifier is too long for an account.")
     email = principal.email if principal.email and len(principal.email) <= EMAIL_MAX else None
+    profile = await _existing(session, principal.sub)
+    if profile is not None and (email is None or email == profile.email):
+        return profile  # the common case: one SELECT, no transaction
     async with session.begin():
         profile = await repo.get_by_sub(session, principal.sub)
         if profile is None:
@@ -87,6 +90,27 @@ async def ensure_profile(session: AsyncSession, principal: Principal) -> UserPro
         elif email is not None and email != profile.email:
             profile.email = email  # the token is the source of truth for the address
     session.expunge(profile)
+    return profile
+
+
+async def _existing(session: AsyncSession, sub: str) -> UserProfile | None:
+    """The profile of ``sub`` read in autocommit (a single SELECT, detached), or ``None`` when it
+    does not exist yet or the session is already in a transaction.
+
+    Every authenticated request comes through here: a transaction would cost a ``BEGIN`` and a
+    ``COMMIT`` round trip around the one statement (measured in bench/load.py, docs/PERFORMANCE.md).
+    """
+    if session.in_transaction():
+        return None
+    await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    try:
+        profile = await repo.get_by_sub(session, sub)
+    except BaseException:
+        await session.rollback()
+        raise
+    await session.commit()  # ends the session transaction; no COMMIT reaches the server
+    if profile is not None:
+        session.expunge(profile)
     return profile
 
 

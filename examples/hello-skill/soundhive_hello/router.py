@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from core.auth import CurrentPrincipal
 from core.db import SessionDep
@@ -16,7 +16,12 @@ router = APIRouter(prefix="/hello", tags=["hello"])
 
 
 class GreetingIn(BaseModel):
-    name: Annotated[str, Field(min_length=1, max_length=80, examples=["world"])]
+    model_config = ConfigDict(extra="forbid")  # unknown fields are a 422, never ignored
+
+    # no control characters: PostgreSQL cannot store NUL, and nobody is called "\n"
+    name: Annotated[
+        str, Field(min_length=1, max_length=80, pattern=r"^[^\x00-\x1f\x7f]+$", examples=["world"])
+    ]
 
 
 class TallyOut(BaseModel):
