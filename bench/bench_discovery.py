@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -222,6 +223,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8765)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
+    data_dir = tempfile.mkdtemp(prefix="soundhive-bench-")  # the dev issuer's key, local storage
     valkey = None
     if not args.redis_url:
         from core.embedded import start_valkey
@@ -234,7 +236,7 @@ def main() -> None:
         "SOUNDHIVE_REDIS_URL": args.redis_url,
         "SOUNDHIVE_RATE_LIMIT": "100000000/minute",
         "SOUNDHIVE_LOG_LEVEL": "WARNING",
-        "SOUNDHIVE_DATA_DIR": tempfile.mkdtemp(prefix="soundhive-bench-"),
+        "SOUNDHIVE_DATA_DIR": data_dir,
     }
     try:
         _prepare(args, env)
@@ -250,6 +252,7 @@ def main() -> None:
     finally:
         if valkey is not None:
             valkey.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
     _table(rows, args)
 
 

@@ -44,5 +44,5 @@ async def sync_search(kernel: Kernel, *, part: int | None = None, **_: Any) -> d
 
 
 async def reindex_all(kernel: Kernel) -> int:
-    """Every slice at once: what the sweep does in an hour (tests, ``soundhive seed``)."""
+    """Every slice at once: what the sweep does in an hour (tests; operators after an import)."""
     return await indexer.sync(kernel)
