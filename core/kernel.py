@@ -9,10 +9,11 @@ from __future__ import annotations
 import functools
 from collections.abc import AsyncIterator, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import dramatiq
 import pluggy
+from fastapi import Depends, Request
 from pydantic_settings import BaseSettings
 
 from core.cache import Cache, Circuit, make_redis
@@ -231,3 +232,11 @@ def _bind(fn: Any, kernel: Kernel) -> Any:
         await relaying(kernel, fn(kernel, *args, **kwargs))
 
     return run
+
+
+def get_kernel(request: Request) -> Kernel:
+    """The kernel serving this request (a FastAPI dependency for routers)."""
+    return request.app.state.kernel  # type: ignore[no-any-return]
+
+
+KernelDep = Annotated[Kernel, Depends(get_kernel)]

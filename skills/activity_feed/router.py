@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter
 
 from core.db import SessionDep
+from core.kernel import KernelDep
 from core.pagination import Cursor, Limit, Page
 from skills.activity_feed import service
 from skills.music_streaming_basic.api import TrackRead
 from skills.user_profile.api import CurrentUser
 
 if TYPE_CHECKING:
-    from core.kernel import Kernel
+    pass
 
 TAG = "activity-feed"
-
-
-def get_kernel(request: Request) -> Kernel:
-    return request.app.state.kernel  # type: ignore[no-any-return]
-
-
-KernelDep = Annotated["Kernel", Depends(get_kernel)]
 
 
 def _problem(status: int, code: str, title: str, detail: str) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from core.auth import ModeratorPrincipal, require_moderator
 from core.db import SessionDep
 from core.errors import RateLimited, ValidationFailed
+from core.kernel import KernelDep
 from core.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 from core.ratelimit import hit
 from core.settings import parse_rate
@@ -74,13 +75,6 @@ COMMENT_404 = _problem(404, "COMMENT_NOT_FOUND", "Not found", "No comment with t
 USER_404 = _problem(404, "USER_NOT_FOUND", "Not found", "No user with that id.")
 PLAYLIST_404 = _problem(404, "PLAYLIST_NOT_FOUND", "Not found", "No playlist with that id.")
 BAD_CURSOR = _problem(422, "INVALID_CURSOR", "Validation failed", "The cursor is not valid.")
-
-
-def get_kernel(request: Request) -> Kernel:
-    return request.app.state.kernel  # type: ignore[no-any-return]
-
-
-KernelDep = Annotated["Kernel", Depends(get_kernel)]
 
 
 async def report_budget(user: ActiveUser, kernel: KernelDep) -> None:

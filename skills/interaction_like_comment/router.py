@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from core.db import SessionDep
+from core.kernel import KernelDep
 from core.pagination import Cursor, Limit, Page
 from skills.interaction_like_comment import service
 from skills.interaction_like_comment.schemas import (
@@ -22,16 +23,9 @@ from skills.music_streaming_basic.api import TrackViewer, Viewer
 from skills.user_profile.api import ActiveUser, CurrentUser
 
 if TYPE_CHECKING:
-    from core.kernel import Kernel
+    pass
 
 router = APIRouter(tags=["interaction-like-comment"])
-
-
-def get_kernel(request: Request) -> Kernel:
-    return request.app.state.kernel  # type: ignore[no-any-return]
-
-
-KernelDep = Annotated["Kernel", Depends(get_kernel)]
 
 
 def _viewer(user: Any, request: Request) -> Viewer:

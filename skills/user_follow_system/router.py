@@ -7,26 +7,22 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path
 
 from core.auth import MaybePrincipal
 from core.db import SessionDep
+from core.kernel import KernelDep
 from core.pagination import Cursor, Limit, Page
 from skills.user_follow_system import service
 from skills.user_follow_system.schemas import FollowState
 from skills.user_profile.api import ActiveUser, CurrentUser, ProfileRead
 
 if TYPE_CHECKING:
-    from core.kernel import Kernel
+    pass
 
 TAG = "user-follow-system"
 
 
-def get_kernel(request: Request) -> Kernel:
-    return request.app.state.kernel  # type: ignore[no-any-return]
-
-
-KernelDep = Annotated["Kernel", Depends(get_kernel)]
 UserId = Annotated[uuid.UUID, Path(description="The other user's profile id (UUID).")]
 
 

@@ -5,23 +5,17 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Path, Request, Response, status
+from fastapi import APIRouter, Body, Path, Response, status
 
 from core.auth import MaybePrincipal
 from core.db import SessionDep
+from core.kernel import KernelDep
 from skills.user_profile import service
 from skills.user_profile.api import ActiveUser, CurrentUser
 from skills.user_profile.schemas import MeRead, ProfileRead, ProfileUpdate
 
 if TYPE_CHECKING:
-    from core.kernel import Kernel
-
-
-def get_kernel(request: Request) -> Kernel:
-    return request.app.state.kernel  # type: ignore[no-any-return]
-
-
-KernelDep = Annotated["Kernel", Depends(get_kernel)]
+    pass
 
 
 def _problem(status_code: int, code: str, title: str, detail: str) -> dict[str, Any]:
