@@ -18,6 +18,7 @@ from starlette.middleware import Middleware
 from core import __version__
 from core.auth import optional_principal
 from core.errors import PROBLEM_JSON, Problem, install_error_handlers
+from core.events import BackgroundRelay
 from core.kernel import Kernel
 from core.logging import configure_logging
 from core.middleware import (
@@ -52,7 +53,13 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with kernel.running():
             await prepare_storage(kernel.storage)
-            yield
+            kernel.relay = BackgroundRelay(kernel)
+            kernel.relay.start()
+            try:
+                yield
+            finally:
+                await kernel.relay.stop()
+                kernel.relay = None
 
     app = FastAPI(
         title="Soundhive API",

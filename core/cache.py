@@ -69,6 +69,14 @@ class Cache:
         self.client = client
         self.declared = declared
         self.circuit = circuit
+        self._scripts: dict[str, Any] = {}
+
+    def script(self, source: str) -> Any:
+        """A registered Lua script (``EVALSHA``, loaded again if Redis lost it)."""
+        registered = self._scripts.get(source)
+        if registered is None:
+            registered = self._scripts[source] = self.client.register_script(source)  # type: ignore[union-attr]
+        return registered
 
     def key(self, namespace: str, suffix: str = "") -> str:
         if namespace not in self.declared:

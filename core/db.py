@@ -38,13 +38,20 @@ def async_url(url: str) -> str:
 class Database:
     """Owns the engine and session factory; created lazily so import does no work."""
 
-    def __init__(self, url: str, *, pool_size: int = 10, max_overflow: int = 20) -> None:
+    def __init__(
+        self, url: str, *, pool_size: int = 20, max_overflow: int = 10, pre_ping: bool = False
+    ) -> None:
+        """``pre_ping`` off by default: a ping is a round trip on every checkout. A connection
+        that died (a database restart) fails its next statement instead; that request gets a
+        503 and SQLAlchemy discards the whole stale pool, so the API recovers on its own
+        (tests/test_faults.py). Overflow connections are closed when returned, so the pool is
+        sized for the usual concurrency and overflow is for bursts only."""
         self.url = async_url(url)
         self.engine: AsyncEngine = create_async_engine(
             self.url,
             pool_size=pool_size,
             max_overflow=max_overflow,
-            pool_pre_ping=True,
+            pool_pre_ping=pre_ping,
             pool_timeout=5,
             pool_recycle=1800,
             connect_args={"connect_timeout": 5},

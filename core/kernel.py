@@ -47,6 +47,8 @@ class Kernel:
         self._db: Database | None = None
         self._redis: Any = None
         self._cache: Cache | None = None
+        self.relay: Any = None
+        """The app's :class:`core.events.BackgroundRelay` while it serves (else ``None``)."""
         self._broker: dramatiq.Broker | None = None
         self._storage: Storage | None = None
         self.circuit = Circuit()
@@ -143,6 +145,7 @@ class Kernel:
                 self.settings.database_url,
                 pool_size=self.settings.db_pool_size,
                 max_overflow=self.settings.db_max_overflow,
+                pre_ping=self.settings.db_pool_pre_ping,
             )
         return self._db
 
@@ -234,7 +237,7 @@ def _bind(fn: Any, kernel: Kernel) -> Any:
     return run
 
 
-def get_kernel(request: Request) -> Kernel:
+async def get_kernel(request: Request) -> Kernel:
     """The kernel serving this request (a FastAPI dependency for routers)."""
     return request.app.state.kernel  # type: ignore[no-any-return]
 

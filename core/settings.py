@@ -75,8 +75,13 @@ class Settings(BaseSettings):
     """Signs local URLs and cursors; dev/test derive one kept in the data dir."""
     log_level: str = "INFO"
     log_json: bool = True
-    db_pool_size: int = Field(default=10, ge=1)
-    db_max_overflow: int = Field(default=20, ge=0)
+    db_pool_size: int = Field(default=20, ge=1)
+    """Connections each process keeps open; size it for the usual concurrency."""
+    db_max_overflow: int = Field(default=10, ge=0)
+    """Extra connections for bursts, closed again when returned (a new connection is costly)."""
+    db_pool_pre_ping: bool = False
+    """Ping each connection on checkout (a round trip per request); off: dead connections are
+    discarded when a statement fails on them."""
 
     @classmethod
     def settings_customise_sources(

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import weakref
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from joserfc import jws, jwt
@@ -31,6 +33,10 @@ log = logging.getLogger("soundhive.auth")
 SKILL_NAME = "auth-jwt-verify"
 FORBIDDEN_HEADERS = ("jku", "x5u", "jwk", "x5c")
 """Headers that point at or carry a key: following them lets the token choose its own key."""
+VERIFIED_CACHE_SIZE = 10_000
+VERIFIED_CACHE_SECONDS = 300.0
+"""A verified token is trusted again without its signature check for at most this long (and
+never past its ``exp``, and only while its ``kid`` is still in the key set)."""
 INVALID_TOKEN = {"WWW-Authenticate": 'Bearer realm="soundhive", error="invalid_token"'}
 
 
@@ -80,6 +86,7 @@ class TokenVerifier:
             algorithms=sorted(self.algorithms), strict_check_header=False
         )
         self._registry.max_header_length = settings.max_token_bytes
+        self._verified: OrderedDict[str, tuple[float, str, Principal]] = OrderedDict()
         self._claims = jwt.JWTClaimsRegistry(
             leeway=options.leeway_seconds,
             iss={"essential": True, "value": settings.effective_issuer},
@@ -89,6 +96,26 @@ class TokenVerifier:
         )
 
     async def verify(self, token: str) -> Principal:
+        """The token's principal. Tokens that passed are remembered (bounded LRU, until
+        ``exp`` and at most :data:`VERIFIED_CACHE_SECONDS`): a signature check costs more CPU
+        than the rest of a cached read, and clients send the same token for minutes."""
+        known = self._verified.get(token)
+        if known is not None:
+            until, kid, principal = known
+            if time.time() < until and kid in self.jwks.keys:  # its key is still published
+                self._verified.move_to_end(token)
+                return principal
+            del self._verified[token]
+        principal, kid = await self._verify(token)
+        exp = principal.claims.get("exp")
+        if isinstance(exp, (int, float)) and not isinstance(exp, bool):
+            until = min(float(exp), time.time() + VERIFIED_CACHE_SECONDS)
+            self._verified[token] = (until, kid, principal)
+            if len(self._verified) > VERIFIED_CACHE_SIZE:
+                self._verified.popitem(last=False)
+        return principal
+
+    async def _verify(self, token: str) -> tuple[Principal, str]:
         if len(token) > self.max_bytes:
             raise reject(f"Token too large (limit {self.max_bytes} bytes).")
         try:
@@ -118,12 +145,13 @@ class TokenVerifier:
             raise reject("Invalid token signature.")
         claims = self._claims_of(obj.payload)
         email = claims.get("email")
-        return Principal(
+        principal = Principal(
             sub=claims["sub"],
             roles=parse_roles(claims.get("roles")),
             email=email if isinstance(email, str) else None,
             claims=claims,
         )
+        return principal, kid
 
     def _check_header(self, header: dict[str, Any]) -> str:
         """Refuse what the header may not choose; returns the ``kid``."""

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.auth import MaybePrincipal
 from core.db import SessionDep
 from core.events import emit
+from core.kernel import KernelDep
 from skills.music_streaming_basic import repository as _repo
 from skills.music_streaming_basic import service as _service
 from skills.music_streaming_basic.models import Tag, Track, TrackTag
@@ -73,11 +74,13 @@ __all__ = [
 ]
 
 
-async def current_viewer(principal: MaybePrincipal, session: SessionDep) -> Viewer:
+async def current_viewer(
+    principal: MaybePrincipal, session: SessionDep, kernel: KernelDep
+) -> Viewer:
     """The viewer of a read endpoint: anonymous, or the caller's (provisioned) profile."""
     if principal is None:
         return Viewer()
-    profile = await profiles.current_user(principal, session)
+    profile = await profiles.current_user(principal, session, kernel)
     return Viewer(profile_id=profile.id, is_moderator=principal.is_moderator)
 
 

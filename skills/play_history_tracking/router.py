@@ -63,7 +63,7 @@ async def listener(request: Request, principal: MaybePrincipal, session: Session
     token 401 (never silently anonymous)."""
     if principal is None:
         return Listener(client_ip=request.client.host if request.client else "unknown")
-    profile = await active_user(await current_user(principal, session))
+    profile = await active_user(await current_user(principal, session, kernel_of(request)))
     return Listener(user_id=profile.id, is_moderator=principal.is_moderator)
 
 

@@ -32,16 +32,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.auth import CurrentPrincipal, Principal
 from core.db import SessionDep
+from core.kernel import KernelDep
 from skills.user_profile import repository as _repo
 from skills.user_profile import service as _service
 from skills.user_profile.errors import AccountDeleted, UserNotFound
 from skills.user_profile.models import UserProfile
 from skills.user_profile.schemas import ProfileRead
+from skills.user_profile.service import Account
 
 if TYPE_CHECKING:
     from core.kernel import Kernel
 
 __all__ = [
+    "Account",
     "AccountDeleted",
     "ActiveUser",
     "CurrentUser",
@@ -65,27 +68,30 @@ __all__ = [
 
 
 # -- FastAPI dependencies -------------------------------------------------------------
-async def current_user(principal: CurrentPrincipal, session: SessionDep) -> UserProfile:
+async def current_user(
+    principal: CurrentPrincipal, session: SessionDep, kernel: KernelDep
+) -> Account:
     """The caller's profile, created on first use; 401 without a token, 403
     ``ACCOUNT_DELETED`` for a deleted account. Banned accounts pass (they may still read).
 
-    The profile is detached: read it, never modify it. It leaves no transaction open on the
-    request's session, so your service can ``async with session.begin()`` afterwards.
+    An :class:`Account` (a read-only snapshot, usually from the cache; up to a minute old
+    only if an invalidation was lost). It leaves no transaction open on the request's
+    session, so your service can ``async with session.begin()`` afterwards.
     """
-    profile = await _service.ensure_profile(session, principal)
+    profile = await _service.current_account(kernel, session, principal)
     _service.check_usable(profile, writing=False)
     return profile
 
 
-async def active_user(profile: Annotated[UserProfile, Depends(current_user)]) -> UserProfile:
+async def active_user(profile: Annotated[Account, Depends(current_user)]) -> Account:
     """As :func:`current_user`, but 403 ``ACCOUNT_BANNED`` for a banned account: use it on
     every endpoint that changes anything."""
     _service.check_usable(profile, writing=True)
     return profile
 
 
-CurrentUser = Annotated[UserProfile, Depends(current_user)]
-ActiveUser = Annotated[UserProfile, Depends(active_user)]
+CurrentUser = Annotated[Account, Depends(current_user)]
+ActiveUser = Annotated[Account, Depends(active_user)]
 
 
 # -- reads ----------------------------------------------------------------------------

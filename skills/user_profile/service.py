@@ -9,7 +9,10 @@ from __future__ import annotations
 import re
 import secrets
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, fields
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.exc import IntegrityError
@@ -36,8 +39,18 @@ DIRTY = "user_profile.dirty"
 R = TypeVar("R")
 
 
+ACCOUNT_TTL_SECONDS = 60
+"""The caller's own row (ban and delete state included) is cached this long at most; every
+change invalidates it after commit, the TTL only bounds the cache-aside race."""
+SUB_IDS_MAX = 50_000
+
+
 def id_key(user_id: uuid.UUID) -> str:
     return f"id:{user_id}"
+
+
+def account_key(user_id: uuid.UUID) -> str:
+    return f"acct:{user_id}"
 
 
 def handle_key(handle: str) -> str:
@@ -70,6 +83,81 @@ def handle_candidates(base: str | None, attempts: int = 6) -> list[str]:
         found += [f"{stem}_{secrets.token_hex(2)}" for _ in range(3)]
     found += [f"user-{secrets.token_hex(4)}" for _ in range(attempts)]
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """The caller's profile row as the request dependencies hand it out: read-only and cheap
+    to rebuild from the cache (an ORM instance costs ~0.1 ms to validate)."""
+
+    id: uuid.UUID
+    sub: str
+    handle: str
+    display_name: str
+    bio: str | None
+    avatar_url: str | None
+    email: str | None
+    followers_count: int
+    following_count: int
+    tracks_count: int
+    is_banned: bool
+    banned_at: datetime | None
+    deleted_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
+
+    @classmethod
+    def of(cls, row: UserProfile) -> Account:
+        return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})
+
+    def to_cache(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_cache(cls, data: dict[str, Any]) -> Account:
+        def when(value: str | None) -> datetime | None:
+            return None if value is None else datetime.fromisoformat(value)
+
+        return cls(
+            **{
+                **data,
+                "id": uuid.UUID(data["id"]),
+                "banned_at": when(data["banned_at"]),
+                "deleted_at": when(data["deleted_at"]),
+                "created_at": datetime.fromisoformat(data["created_at"]),
+                "updated_at": datetime.fromisoformat(data["updated_at"]),
+            }
+        )
+
+
+_sub_ids: OrderedDict[str, uuid.UUID] = OrderedDict()
+"""sub → profile id, per process. A stale entry (an emptied test database) only costs a miss:
+the cached row must carry the same ``sub``."""
+
+
+async def current_account(kernel: Kernel, session: AsyncSession, principal: Principal) -> Account:
+    """The caller's account through the cache: no SQL on the common path, which every
+    authenticated request takes (docs/PERFORMANCE.md)."""
+    email = principal.email if principal.email and len(principal.email) <= EMAIL_MAX else None
+    user_id = _sub_ids.get(principal.sub)
+    if user_id is not None:
+        data = await kernel.cache.get(NAMESPACE, account_key(user_id))
+        if data is not None and data.get("sub") == principal.sub:
+            account = Account.from_cache(data)
+            if email is None or email == account.email:
+                return account
+    account = Account.of(await ensure_profile(session, principal))
+    _sub_ids[principal.sub] = account.id
+    if len(_sub_ids) > SUB_IDS_MAX:
+        _sub_ids.popitem(last=False)
+    await kernel.cache.set(
+        NAMESPACE, account_key(account.id), account.to_cache(), ACCOUNT_TTL_SECONDS
+    )
+    return account
 
 
 async def ensure_profile(session: AsyncSession, principal: Principal) -> UserProfile:
@@ -140,7 +228,7 @@ async def _provision(session: AsyncSession, sub: str, email: str | None) -> User
     raise RuntimeError("could not find a free handle for a new profile")
 
 
-def check_usable(profile: UserProfile, *, writing: bool) -> None:
+def check_usable(profile: UserProfile | Account, *, writing: bool) -> None:
     """Deleted accounts may do nothing; banned ones may read but not write."""
     if profile.is_deleted:
         raise AccountDeleted("This account has been deleted.")
@@ -275,7 +363,8 @@ async def invalidate(
     kernel: Kernel, user_ids: Iterable[uuid.UUID], handles: Iterable[str] = ()
 ) -> None:
     """Drop cached profiles (and handle mappings); call only after the change committed."""
-    keys = [id_key(uid) for uid in user_ids] + [handle_key(h) for h in handles if h]
+    keys = [key(uid) for uid in user_ids for key in (id_key, account_key)]
+    keys += [handle_key(h) for h in handles if h]
     if keys:
         await kernel.cache.invalidate(NAMESPACE, *keys)
 
