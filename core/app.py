@@ -21,14 +21,7 @@ from core.errors import PROBLEM_JSON, Problem, install_error_handlers
 from core.events import BackgroundRelay
 from core.kernel import Kernel
 from core.logging import configure_logging
-from core.middleware import (
-    _EXEMPT,
-    AccessLogMiddleware,
-    BodyLimitMiddleware,
-    ConcurrencyLimitMiddleware,
-    RateLimitMiddleware,
-    RequestIdMiddleware,
-)
+from core.middleware import _EXEMPT, ApiMiddleware
 from core.plugins import SkillError
 from core.settings import Settings, parse_rate
 from core.storage import prepare_storage
@@ -47,7 +40,6 @@ def create_app(
     settings = settings or (kernel.settings if kernel else Settings())
     kernel = kernel or Kernel(settings, extra_plugins=extra_plugins)
     configure_logging(settings.log_level, json=settings.log_json)
-    limit, window = parse_rate(settings.rate_limit)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -66,29 +58,7 @@ def create_app(
         version=__version__,
         description="Backend of a music-sharing social network. Errors are RFC 9457 problems.",
         lifespan=lifespan,
-        middleware=[
-            Middleware(
-                CORSMiddleware,
-                allow_origins=settings.cors_origins or [],
-                allow_credentials=True,
-                allow_methods=["*"],
-                allow_headers=["Authorization", "Content-Type", "X-Request-ID", "Last-Event-ID"],
-                expose_headers=[
-                    "X-Request-ID",
-                    "RateLimit-Limit",
-                    "RateLimit-Remaining",
-                    "RateLimit-Reset",
-                    "RateLimit-Policy",
-                    "Retry-After",
-                    "Location",
-                ],
-            ),
-            Middleware(RequestIdMiddleware),
-            Middleware(RateLimitMiddleware, kernel=kernel, limit=limit, window=window),
-            Middleware(ConcurrencyLimitMiddleware, limit=settings.concurrency_limit),
-            Middleware(AccessLogMiddleware),
-            Middleware(BodyLimitMiddleware, limit=settings.max_json_bytes),
-        ],
+        middleware=middleware_stack(kernel, settings),
     )
     app.state.kernel = kernel
     install_error_handlers(app)
@@ -100,6 +70,41 @@ def create_app(
     mount_skill_routers(app, kernel)
     document_problems(app)
     return app
+
+
+def middleware_stack(kernel: Kernel, settings: Settings) -> list[Middleware]:
+    """CORS (only when origins are configured: without any, it adds nothing but a layer),
+    then the kernel's pipeline (request id → rate limit → concurrency → access log → body cap)."""
+    limit, window = parse_rate(settings.rate_limit)
+    stack = [
+        Middleware(
+            ApiMiddleware,
+            kernel=kernel,
+            limit=limit,
+            window=window,
+            concurrency=settings.concurrency_limit,
+            max_body=settings.max_json_bytes,
+        )
+    ]
+    if settings.cors_origins:
+        cors = Middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=True,
+            allow_methods=["*"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID", "Last-Event-ID"],
+            expose_headers=[
+                "X-Request-ID",
+                "RateLimit-Limit",
+                "RateLimit-Remaining",
+                "RateLimit-Reset",
+                "RateLimit-Policy",
+                "Retry-After",
+                "Location",
+            ],
+        )
+        stack.insert(0, cors)
+    return stack
 
 
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}

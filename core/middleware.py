@@ -1,6 +1,5 @@
-"""Pure-ASGI middleware, outermost first: CORS → request id → rate limit → concurrency
-limit → access log (SPEC §8), then the request body cap. Pure ASGI keeps streaming responses
-(SSE, Range) intact."""
+"""The kernel's pure-ASGI request pipeline (pure ASGI keeps streaming responses, SSE and
+Range, intact). CORS, when origins are configured, is Starlette's and sits outside it."""
 
 from __future__ import annotations
 
@@ -26,158 +25,243 @@ from core.ratelimit import client_identity, hit
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _EXEMPT = ("/healthz", "/readyz", "/metrics", "/docs", "/openapi.json", "/redoc")
-access_log = structlog.get_logger("soundhive.access")
 log = logging.getLogger("soundhive.http")
 
 
-def _with_headers(send: Send, extra: list[tuple[bytes, bytes]]) -> Send:
-    """Add rate-limit headers unless a stricter route limit already set its own."""
+class ApiMiddleware:
+    """The kernel's request pipeline in one ASGI layer, in SPEC §8 order: request id → rate
+    limit (``/api/`` only) → concurrency limit → access log and metrics → request body cap.
 
-    async def wrapped(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            headers = list(message.get("headers", []))
-            present = {name.lower() for name, _ in headers}
-            headers += [(name, value) for name, value in extra if name not in present]
-            message = {**message, "headers": headers}
-        await send(message)
+    One layer with one ``send`` wrapper instead of five: each pure-ASGI layer costs a call
+    frame and a wrapped ``send`` per message on every request (docs/PERFORMANCE.md).
 
-    return wrapped
+    * **Request id**: accepts a safe ``X-Request-ID`` or makes one, echoes it, and turns any
+      exception that escaped the app into a problem (503 for a dependency outage, else 500).
+    * **Rate limit**: per bearer token or IP, a fixed window in Redis; fails open.
+    * **Concurrency limit**: sheds load with 503 once ``concurrency`` requests are in flight
+      in this process; a server-sent event stream gives its slot back once it starts.
+    * **Access log**: one JSON line per request (the path only: query strings carry
+      signatures, headers carry tokens) and per-route metrics.
+    * **Body cap**: 413 ``PAYLOAD_TOO_LARGE`` at once when ``Content-Length`` says so, else as
+      soon as a chunked body passes it; ``/storage/`` uploads are bounded by their signature.
+    """
 
-
-class RequestIdMiddleware:
-    """Accepts a safe ``X-Request-ID`` or makes one, echoes it, and turns any exception that
-    escaped the app into a problem response (503 for a dependency outage, else 500)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        kernel: Any,
+        limit: int,
+        window: int,
+        concurrency: int,
+        max_body: int,
+        body_exempt: tuple[str, ...] = ("/storage/",),
+    ) -> None:
+        self.app, self.kernel = app, kernel
+        self.limit, self.window = limit, window
+        self.concurrency, self.in_flight = concurrency, 0
+        self.max_body, self.body_exempt = max_body, body_exempt
+        self.access_log = structlog.get_logger("soundhive.access").bind()
+        self._children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        headers = dict(scope["headers"])
+        incoming = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         structlog.contextvars.bind_contextvars(request_id=request_id)
-        started = False
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-                headers = [
-                    (k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"
-                ]
-                headers.append((b"x-request-id", request_id.encode()))
-                message = {**message, "headers": headers}
-            await send(message)
-
+        start = time.perf_counter()
+        path: str = scope["path"]
+        state = _Exchange(request_id, send, self)
         try:
-            await self.app(scope, receive, send_with_id)
+            await self._limited(scope, receive, state, headers, path)
         except Exception as exc:
-            if started:
+            if state.started:
                 raise
-            if _is_unstorable_text(exc):
-                response = unstorable_text_response(Request(scope))
-            elif _is_unavailable(exc):
-                log.warning("dependency unavailable: %s", type(exc).__name__)
-                response = problem_response(
-                    Request(scope),
-                    status=503,
-                    code="SERVICE_UNAVAILABLE",
-                    title="Service unavailable",
-                    detail="A backing service is unavailable; try again shortly.",
-                    headers={"Retry-After": "5"},
-                )
-            else:
-                log.exception("unhandled error", exc_info=exc)
-                response = problem_response(
-                    Request(scope),
-                    status=500,
-                    code="INTERNAL_ERROR",
-                    title="Internal server error",
-                    detail="An unexpected error occurred; quote the request_id when reporting it.",
-                )
-            await response(scope, receive, send_with_id)
+            await _error_response(scope, exc)(scope, receive, state.forward)
         finally:
+            state.release(self)
             structlog.contextvars.unbind_contextvars("request_id")
+            self._record(scope, path, state.status, time.perf_counter() - start)
 
-
-class RateLimitMiddleware:
-    """Per-principal (bearer token) or per-IP fixed window on ``/api/``; fails open."""
-
-    def __init__(self, app: ASGIApp, *, kernel: Any, limit: int, window: int) -> None:
-        self.app, self.kernel, self.limit, self.window = app, kernel, limit, window
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+    async def _limited(
+        self,
+        scope: Scope,
+        receive: Receive,
+        exchange: _Exchange,
+        headers: dict[bytes, bytes],
+        path: str,
+    ) -> None:
+        """Rate limit, concurrency limit and body cap, in that order."""
+        send = exchange.forward
+        if path.startswith("/api/"):
+            identity = client_identity(scope["headers"], scope.get("client"))
+            decision = await hit(self.kernel.cache, identity, self.limit, self.window)
+            if decision is not None:
+                if not decision.allowed:
+                    await _rate_limited(scope, decision, self.limit, self.window)(
+                        scope, receive, send
+                    )
+                    return
+                exchange.extra = [
+                    (k.lower().encode(), v.encode()) for k, v in decision.headers().items()
+                ]
+        if path not in _EXEMPT:
+            if self.in_flight >= self.concurrency:
+                await _busy(scope)(scope, receive, send)
+                return
+            self.in_flight += 1
+            metrics.HTTP_IN_FLIGHT.inc()
+            exchange.holding = True
+        if path.startswith(self.body_exempt):
             await self.app(scope, receive, send)
             return
-        identity = client_identity(scope["headers"], scope.get("client"))
-        decision = await hit(self.kernel.cache, identity, self.limit, self.window)
-        if decision is None:
-            await self.app(scope, receive, send)
+        declared = headers.get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_body:
+            await _too_large(scope, self.max_body)(scope, receive, send)
             return
-        headers = [(k.lower().encode(), v.encode()) for k, v in decision.headers().items()]
-        if not decision.allowed:
-            response = problem_response(
-                Request(scope),
-                status=429,
-                code="RATE_LIMITED",
-                title="Too many requests",
-                detail=f"Rate limit of {self.limit} requests per {self.window} s exceeded.",
-                headers=decision.headers(),
-            )
-            await response(scope, receive, send)
-            return
-        await self.app(scope, receive, _with_headers(send, headers))
+        received = 0
 
-
-class ConcurrencyLimitMiddleware:
-    """Sheds load with 503 once ``limit`` requests are in flight in this process."""
-
-    def __init__(self, app: ASGIApp, *, limit: int) -> None:
-        self.app, self.limit, self.in_flight = app, limit, 0
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in _EXEMPT:
-            await self.app(scope, receive, send)
-            return
-        if self.in_flight >= self.limit:
-            response = problem_response(
-                Request(scope),
-                status=503,
-                code="SERVICE_UNAVAILABLE",
-                title="Server busy",
-                detail="Too many requests in flight; retry shortly.",
-                headers={"Retry-After": "1"},
-            )
-            await response(scope, receive, send)
-            return
-        self.in_flight += 1
-        metrics.HTTP_IN_FLIGHT.inc()
-        released = False
-
-        def release() -> None:
-            nonlocal released
-            if not released:
-                released = True
-                self.in_flight -= 1
-                metrics.HTTP_IN_FLIGHT.dec()
-
-        async def send_releasing_streams(message: Message) -> None:
-            # a server-sent event stream stays open for minutes: it gives its slot back once
-            # it starts, so open streams never starve ordinary requests (skills cap streams)
-            if message["type"] == "http.response.start":
-                for name, value in message.get("headers", []):
-                    if name.lower() == b"content-type" and value.startswith(b"text/event-stream"):
-                        release()
-            await send(message)
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    raise BodyTooLarge(self.max_body)
+            return message
 
         try:
-            await self.app(scope, receive, send_releasing_streams)
-        finally:
-            release()
+            await self.app(scope, limited_receive, send)
+        except BodyTooLarge:  # read outside FastAPI's body parsing: answer here
+            if exchange.started:
+                raise
+            await _too_large(scope, self.max_body)(scope, receive, send)
+
+    def _record(self, scope: Scope, path: str, status: int, elapsed: float) -> None:
+        route = route_template(scope)
+        method = scope["method"]
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                metrics.HTTP_REQUESTS.labels(method, route, str(status)),
+                metrics.HTTP_LATENCY.labels(method, route),
+                metrics.HTTP_ERRORS.labels(method, route) if status >= 500 else None,
+            )
+        requests, latency, errors = children
+        requests.inc()
+        latency.observe(elapsed)
+        if errors is not None:
+            errors.inc()
+        if path not in ("/healthz", "/metrics"):
+            client = scope.get("client")
+            self.access_log.info(
+                "request",
+                method=method,
+                path=path,
+                route=route,
+                status=status,
+                duration_ms=round(elapsed * 1000, 2),
+                client=client[0] if client else None,
+            )
+
+
+class _Exchange:
+    """Per-request state shared by the pipeline's steps and its one ``send`` wrapper."""
+
+    __slots__ = ("extra", "holding", "owner", "request_id", "send", "started", "status")
+
+    def __init__(self, request_id: str, send: Send, owner: ApiMiddleware) -> None:
+        self.request_id, self.send, self.owner = request_id, send, owner
+        self.extra: list[tuple[bytes, bytes]] = []
+        self.started = False
+        self.holding = False
+        self.status = 500
+
+    def release(self, owner: ApiMiddleware) -> None:
+        if self.holding:
+            self.holding = False
+            owner.in_flight -= 1
+            metrics.HTTP_IN_FLIGHT.dec()
+
+    async def forward(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+            self.status = message["status"]
+            headers = [
+                (k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"
+            ]
+            if self.extra:  # rate-limit headers, unless a stricter route limit set its own
+                present = {name.lower() for name, _ in headers}
+                headers += [(name, value) for name, value in self.extra if name not in present]
+            headers.append((b"x-request-id", self.request_id.encode()))
+            # an SSE stream stays open for minutes: it gives its slot back once it starts, so
+            # open streams never starve ordinary requests (skills cap streams themselves)
+            for name, value in headers:
+                if name.lower() == b"content-type" and value.startswith(b"text/event-stream"):
+                    self.release(self.owner)
+            message = {**message, "headers": headers}
+        await self.send(message)
+
+
+def _error_response(scope: Scope, exc: Exception) -> Any:
+    """The problem for an exception that escaped the app before the response started."""
+    if _is_unstorable_text(exc):
+        return unstorable_text_response(Request(scope))
+    if _is_unavailable(exc):
+        log.warning("dependency unavailable: %s", type(exc).__name__)
+        return problem_response(
+            Request(scope),
+            status=503,
+            code="SERVICE_UNAVAILABLE",
+            title="Service unavailable",
+            detail="A backing service is unavailable; try again shortly.",
+            headers={"Retry-After": "5"},
+        )
+    log.exception("unhandled error", exc_info=exc)
+    return problem_response(
+        Request(scope),
+        status=500,
+        code="INTERNAL_ERROR",
+        title="Internal server error",
+        detail="An unexpected error occurred; quote the request_id when reporting it.",
+    )
+
+
+def _rate_limited(scope: Scope, decision: Any, limit: int, window: int) -> Any:
+    return problem_response(
+        Request(scope),
+        status=429,
+        code="RATE_LIMITED",
+        title="Too many requests",
+        detail=f"Rate limit of {limit} requests per {window} s exceeded.",
+        headers=decision.headers(),
+    )
+
+
+def _busy(scope: Scope) -> Any:
+    return problem_response(
+        Request(scope),
+        status=503,
+        code="SERVICE_UNAVAILABLE",
+        title="Server busy",
+        detail="Too many requests in flight; retry shortly.",
+        headers={"Retry-After": "1"},
+    )
+
+
+def _too_large(scope: Scope, limit: int) -> Any:
+    return problem_response(
+        Request(scope),
+        status=413,
+        code="PAYLOAD_TOO_LARGE",
+        title="Payload too large",
+        detail=f"Request bodies are limited to {limit} bytes.",
+    )
 
 
 def route_template(scope: Scope) -> str:
@@ -190,105 +274,9 @@ def route_template(scope: Scope) -> str:
     return path or "<unmatched>"
 
 
-class AccessLogMiddleware:
-    """One JSON line per request and per-route metrics. Logs the path only: query strings
-    (presigned signatures) and headers (tokens) are never written."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = 500
-
-        async def capture(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, capture)
-        finally:
-            elapsed = time.perf_counter() - start
-            route = route_template(scope)
-            method = scope["method"]
-            metrics.HTTP_REQUESTS.labels(method, route, str(status)).inc()
-            metrics.HTTP_LATENCY.labels(method, route).observe(elapsed)
-            if status >= 500:
-                metrics.HTTP_ERRORS.labels(method, route).inc()
-            if scope["path"] not in ("/healthz", "/metrics"):
-                client = scope.get("client")
-                access_log.info(
-                    "request",
-                    method=method,
-                    path=scope["path"],
-                    route=route,
-                    status=status,
-                    duration_ms=round(elapsed * 1000, 2),
-                    client=client[0] if client else None,
-                )
-
-
 class BodyTooLarge(HTTPException):
     """Raised from ``receive`` once a streamed body passes the limit; FastAPI lets an
     ``HTTPException`` out of body parsing, so the app's handler renders the 413 problem."""
 
     def __init__(self, limit: int) -> None:
         super().__init__(413, f"Request bodies are limited to {limit} bytes.")
-
-
-class BodyLimitMiddleware:
-    """413 ``PAYLOAD_TOO_LARGE`` for request bodies over ``limit`` bytes: at once when
-    ``Content-Length`` says so, else as soon as a chunked body passes it, so a client cannot
-    make the API buffer megabytes of JSON. Paths under ``exempt`` (local storage uploads,
-    bounded by their signed length) pass untouched."""
-
-    def __init__(self, app: ASGIApp, *, limit: int, exempt: tuple[str, ...] = ("/storage/",)):
-        self.app, self.limit, self.exempt = app, limit, exempt
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(self.exempt):
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope["headers"]).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.limit:
-            await self._too_large(scope, receive, send)
-            return
-        received = 0
-        started = False
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise BodyTooLarge(self.limit)
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except BodyTooLarge:  # read outside FastAPI's body parsing: answer here
-            if started:
-                raise
-            await self._too_large(scope, receive, send)
-
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = problem_response(
-            Request(scope),
-            status=413,
-            code="PAYLOAD_TOO_LARGE",
-            title="Payload too large",
-            detail=f"Request bodies are limited to {self.limit} bytes.",
-        )
-        await response(scope, receive, send)

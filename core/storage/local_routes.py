@@ -271,12 +271,20 @@ class ServedUrlMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._bases: dict[tuple[Any, ...], str] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        token = served_url.set(str(Request(scope).base_url).rstrip("/"))
+        host = next((v for k, v in scope["headers"] if k == b"host"), None)
+        key = (scope.get("scheme"), host, scope.get("server"), scope.get("root_path", ""))
+        base = self._bases.get(key)
+        if base is None:  # parsing a URL per request showed in profiles; hosts are few
+            base = str(Request(scope).base_url).rstrip("/")
+            if len(self._bases) < 1024:
+                self._bases[key] = base
+        token = served_url.set(base)
         try:
             await self.app(scope, receive, send)
         finally:
