@@ -368,6 +368,48 @@ async def test_banned_account_stops_generating_and_its_notifications_hide(
     assert [n["id"] for n in items(api, owner)] == [only["id"]]
 
 
+async def test_counts_follow_the_subject_going_private_hidden_and_back(
+    api: Any, soundhive_services: Any, real_worker: Any, kernel: Any, rdb: redis.Redis
+) -> None:
+    """A fan's cached unread count names a track; the owner makes it private, a moderator
+    hides it: each change drops the cached count (``track.updated`` / ``track.hidden``), so
+    the count follows at once instead of after its 60 s TTL. A title edit drops nothing."""
+    from core.events import emit, relay_pending
+
+    star, star_id = user(api, "star")
+    fan, fan_id = user(api, "fan")
+    assert api.post(f"{V1}/users/{star_id}/follow", headers=fan).status_code == 200
+    track = ready_track(api, soundhive_services, star)["id"]
+    async with kernel.db.session() as session, session.begin():
+        payload = {"track_id": track, "owner_id": star_id, "visibility": "public"}
+        emit(session, "track.created", payload)
+    assert await relay_pending(kernel) >= 1
+    wait_for(lambda: unread(api, fan) == 1)  # cached from here on
+    key = f"sh:notification-unread:{fan_id}"
+    assert rdb.get(key) == "1"
+
+    renamed = api.patch(f"{V1}/tracks/{track}", json={"title": "New name"}, headers=star)
+    assert renamed.status_code == 200, renamed.text
+    drained(soundhive_services, rdb)
+    assert rdb.get(key) == "1"  # nothing that counts changed: the cache stays
+
+    private = api.patch(f"{V1}/tracks/{track}", json={"visibility": "private"}, headers=star)
+    assert private.status_code == 200, private.text
+    wait_for(lambda: rdb.get(key) is None)
+    assert unread(api, fan) == 0 and items(api, fan) == []
+
+    public = api.patch(f"{V1}/tracks/{track}", json={"visibility": "public"}, headers=star)
+    assert public.status_code == 200, public.text
+    wait_for(lambda: rdb.get(key) is None)
+    assert unread(api, fan) == 1
+
+    moderator = api.auth("mod", "moderator")
+    hidden = api.post(f"{V1}/admin/tracks/{track}/hide", json={"note": "spam"}, headers=moderator)
+    assert hidden.status_code in (200, 204), hidden.text
+    wait_for(lambda: rdb.get(key) is None)
+    assert unread(api, fan) == 0
+
+
 # -- reading and read state ---------------------------------------------------------------
 async def test_read_state_pages_cache_and_privacy(
     api: Any, soundhive_services: Any, real_worker: Any, rdb: redis.Redis

@@ -32,6 +32,15 @@ UNREAD_NAMESPACE = "notification-unread"
 STREAM_NAMESPACE = "notification-stream"
 ACCOUNT_EVENTS = ("user.banned", "user.unbanned", "user.deleted")
 """Notifications from banned or deleted accounts are hidden, so these change unread counts."""
+SUBJECT_EVENTS = (
+    "track.updated",
+    "track.hidden",
+    "track.unhidden",
+    "comment.hidden",
+    "comment.unhidden",
+)
+"""A track made private or hidden (or a hidden comment) stops counting, so these change them too.
+A deleted track takes its notifications with it (cascade): counts drift until the 60 s TTL."""
 
 
 @hookimpl
@@ -79,6 +88,7 @@ def register_actors(kernel: Kernel) -> list[Actor]:
         Actor("on_track_created", tasks.on_track_created, max_retries=10),
         Actor("fan_out", tasks.fan_out, max_retries=10),
         Actor("on_account_changed", tasks.on_account_changed, max_retries=5),
+        Actor("on_subject_changed", tasks.on_subject_changed, max_retries=5),
     ]
 
 
@@ -90,4 +100,5 @@ def register_event_handlers(kernel: Kernel) -> list[EventHandler]:
         EventHandler("user.followed", "on_user_followed"),
         EventHandler("track.created", "on_track_created"),
         *(EventHandler(event, "on_account_changed") for event in ACCOUNT_EVENTS),
+        *(EventHandler(event, "on_subject_changed") for event in SUBJECT_EVENTS),
     ]

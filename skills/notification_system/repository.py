@@ -231,11 +231,23 @@ async def latest_seq(session: AsyncSession, recipient_id: uuid.UUID) -> int:
     return int(await session.scalar(stmt) or 0)
 
 
-async def unread_recipients_of(
-    session: AsyncSession, actor_id: uuid.UUID, *, after: uuid.UUID | None, limit: int
+async def unread_recipients(
+    session: AsyncSession,
+    *,
+    actor_id: uuid.UUID | None = None,
+    track_id: uuid.UUID | None = None,
+    comment_id: uuid.UUID | None = None,
+    after: uuid.UUID | None,
+    limit: int,
 ) -> list[uuid.UUID]:
-    """Distinct recipients with unread notifications from ``actor_id``, in id order."""
-    stmt = select(N.recipient_id).where(N.actor_id == actor_id, not_(N.read)).distinct()
+    """Distinct recipients with unread notifications from the actor, or about the track or
+    comment (given exactly one; each column has an index), in id order."""
+    column, value = next(
+        (c, v)
+        for c, v in ((N.actor_id, actor_id), (N.track_id, track_id), (N.comment_id, comment_id))
+        if v
+    )
+    stmt = select(N.recipient_id).where(column == value, not_(N.read)).distinct()
     if after is not None:
         stmt = stmt.where(N.recipient_id > after)
     rows = await session.scalars(stmt.order_by(N.recipient_id).limit(limit))

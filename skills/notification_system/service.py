@@ -105,10 +105,27 @@ async def _listable(session: AsyncSession, track_id: uuid.UUID) -> bool:
 async def forget_counts_of_actor(kernel: Kernel, actor_id: uuid.UUID, *, batch: int = 1000) -> int:
     """Drop cached unread counts of everyone with unread notifications from ``actor_id`` (its
     visibility changed, so what counts changed); returns how many recipients."""
+    return await _forget_counts(kernel, {"actor_id": actor_id}, batch=batch)
+
+
+async def forget_counts_about(
+    kernel: Kernel,
+    *,
+    track_id: uuid.UUID | None = None,
+    comment_id: uuid.UUID | None = None,
+    batch: int = 1000,
+) -> int:
+    """Drop cached unread counts of everyone with unread notifications about this track or
+    comment (it was hidden, shown again or changed visibility); returns how many recipients."""
+    about = {"track_id": track_id} if track_id else {"comment_id": comment_id}
+    return await _forget_counts(kernel, about, batch=batch)
+
+
+async def _forget_counts(kernel: Kernel, about: dict[str, Any], *, batch: int) -> int:
     done, position = 0, None
     while True:
         async with kernel.db.session() as session, session.begin():
-            ids = await repo.unread_recipients_of(session, actor_id, after=position, limit=batch)
+            ids = await repo.unread_recipients(session, **about, after=position, limit=batch)
         if ids:
             await kernel.cache.invalidate(UNREAD_NAMESPACE, *(str(i) for i in ids))
             done += len(ids)

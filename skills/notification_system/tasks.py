@@ -110,3 +110,21 @@ async def on_account_changed(kernel: Kernel, *, payload: dict[str, Any], **event
     user = _id(payload, "user_id")
     if user:
         await service.forget_counts_of_actor(kernel, user)
+
+
+async def on_subject_changed(
+    kernel: Kernel, *, type: str, payload: dict[str, Any], **event: Any
+) -> None:
+    """A track's visibility changed (``track.updated`` naming ``visibility``, hidden or shown
+    again) or a comment was hidden or shown: notifications about it stop or start counting,
+    so their recipients' cached unread counts are stale."""
+    if type == "track.updated" and "visibility" not in (payload.get("fields") or ()):
+        return  # a title or tag edit changes no count
+    if type.startswith("track."):
+        track = _id(payload, "track_id")
+        if track:
+            await service.forget_counts_about(kernel, track_id=track)
+    else:
+        comment = _id(payload, "comment_id")
+        if comment:
+            await service.forget_counts_about(kernel, comment_id=comment)
