@@ -130,6 +130,21 @@ def problem_type(code: str) -> str:
     return "urn:soundhive:problem:" + code.lower().replace("_", "-")
 
 
+def problem_doc(status: int, code: str, title: str, detail: str, **extra: Any) -> dict[str, Any]:
+    """An OpenAPI ``responses`` entry documenting one problem with an example body, for a
+    route's ``responses={404: problem_doc(404, "TRACK_NOT_FOUND", "Not found", "…")}``."""
+    example = {
+        "type": problem_type(code),
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "request_id": "5f0c6a1e9b2d4c7a8e3f1b0d2c4a6e8f",
+        **extra,
+    }
+    return {"description": title, "content": {PROBLEM_JSON: {"example": example}}}
+
+
 def problem_response(
     request: Request | None,
     *,

@@ -237,9 +237,15 @@ def _bind(fn: Any, kernel: Kernel) -> Any:
     return run
 
 
-async def get_kernel(request: Request) -> Kernel:
-    """The kernel serving this request (a FastAPI dependency for routers)."""
+def kernel_of(request: Request) -> Kernel:
+    """The kernel serving this request, from code that already holds the request."""
     return request.app.state.kernel  # type: ignore[no-any-return]
+
+
+async def get_kernel(request: Request) -> Kernel:
+    """The kernel serving this request: a FastAPI dependency for routers (``async`` so FastAPI
+    does not hand it to a thread pool, as it does with plain functions)."""
+    return kernel_of(request)
 
 
 KernelDep = Annotated[Kernel, Depends(get_kernel)]

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response
 
 from core.auth import ModeratorPrincipal, require_moderator
 from core.db import SessionDep
-from core.errors import RateLimited, ValidationFailed
+from core.errors import RateLimited, ValidationFailed, problem_doc
 from core.kernel import KernelDep
 from core.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 from core.ratelimit import hit
@@ -43,38 +43,19 @@ TAG = "admin-moderation"
 Responses = dict[int | str, dict[str, Any]]
 
 
-def _problem(status: int, code: str, title: str, detail: str) -> dict[str, Any]:
-    """An OpenAPI response entry documenting one RFC 9457 problem with an example body."""
-    return {
-        "description": title,
-        "content": {
-            "application/problem+json": {
-                "example": {
-                    "type": f"urn:soundhive:problem:{code.lower().replace('_', '-')}",
-                    "title": title,
-                    "status": status,
-                    "detail": detail,
-                    "code": code,
-                    "request_id": "5f0c6a1e9b2d4c7a8e3f1b0d2c4a6e8f",
-                }
-            }
-        },
-    }
-
-
 AUTH: Responses = {
-    401: _problem(401, "UNAUTHORIZED", "Unauthorized", "Authentication required."),
-    403: _problem(
+    401: problem_doc(401, "UNAUTHORIZED", "Unauthorized", "Authentication required."),
+    403: problem_doc(
         403, "FORBIDDEN", "Forbidden", "This action needs the 'admin' or 'moderator' role."
     ),
 }
-BANNED = _problem(403, "ACCOUNT_BANNED", "Account banned", "This account is banned.")
-REPORT_404 = _problem(404, "REPORT_NOT_FOUND", "Not found", "No report with that id.")
-TRACK_404 = _problem(404, "TRACK_NOT_FOUND", "Not found", "No track with that id.")
-COMMENT_404 = _problem(404, "COMMENT_NOT_FOUND", "Not found", "No comment with that id.")
-USER_404 = _problem(404, "USER_NOT_FOUND", "Not found", "No user with that id.")
-PLAYLIST_404 = _problem(404, "PLAYLIST_NOT_FOUND", "Not found", "No playlist with that id.")
-BAD_CURSOR = _problem(422, "INVALID_CURSOR", "Validation failed", "The cursor is not valid.")
+BANNED = problem_doc(403, "ACCOUNT_BANNED", "Account banned", "This account is banned.")
+REPORT_404 = problem_doc(404, "REPORT_NOT_FOUND", "Not found", "No report with that id.")
+TRACK_404 = problem_doc(404, "TRACK_NOT_FOUND", "Not found", "No track with that id.")
+COMMENT_404 = problem_doc(404, "COMMENT_NOT_FOUND", "Not found", "No comment with that id.")
+USER_404 = problem_doc(404, "USER_NOT_FOUND", "Not found", "No user with that id.")
+PLAYLIST_404 = problem_doc(404, "PLAYLIST_NOT_FOUND", "Not found", "No playlist with that id.")
+BAD_CURSOR = problem_doc(422, "INVALID_CURSOR", "Validation failed", "The cursor is not valid.")
 
 
 async def report_budget(user: ActiveUser, kernel: KernelDep) -> None:
@@ -122,11 +103,11 @@ admin_router = APIRouter(
         },
         401: AUTH[401],
         403: BANNED,
-        404: _problem(404, "TRACK_NOT_FOUND", "Not found", "No such target visible to you."),
-        422: _problem(
+        404: problem_doc(404, "TRACK_NOT_FOUND", "Not found", "No such target visible to you."),
+        422: problem_doc(
             422, "CANNOT_REPORT_SELF", "Validation failed", "You cannot report yourself."
         ),
-        429: _problem(
+        429: problem_doc(
             429, "RATE_LIMITED", "Too many requests", "Too many reports: at most 10 per 3600 s."
         ),
     },
@@ -196,8 +177,8 @@ async def get_report(report_id: uuid.UUID, session: SessionDep) -> ReportRead:
     response_model=Resolution,
     responses={
         404: REPORT_404,
-        409: _problem(409, "REPORT_NOT_OPEN", "Conflict", "The report is already resolved."),
-        422: _problem(
+        409: problem_doc(409, "REPORT_NOT_OPEN", "Conflict", "The report is already resolved."),
+        422: problem_doc(
             422, "ACTION_NOT_APPLICABLE", "Validation failed", "'hide' does not apply to a user."
         ),
     },
@@ -320,7 +301,7 @@ async def delete_playlist(
     response_model=AuditEntryRead,
     responses={
         404: USER_404,
-        422: _problem(422, "CANNOT_BAN_SELF", "Validation failed", "You cannot ban yourself."),
+        422: problem_doc(422, "CANNOT_BAN_SELF", "Validation failed", "You cannot ban yourself."),
     },
 )
 async def ban_user(

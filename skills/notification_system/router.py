@@ -4,7 +4,7 @@ another user's notification is 404, never 403, so ids cannot be probed."""
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Header, Query, Request
@@ -13,23 +13,18 @@ from starlette.background import BackgroundTask
 
 from core.db import SessionDep
 from core.errors import RateLimited
+from core.kernel import kernel_of
 from core.pagination import Cursor, Limit, Page
 from skills.notification_system import live, service
 from skills.notification_system.schemas import NotificationRead, ReadAll, UnreadCount
 from skills.notification_system.stream import notification_events
 from skills.user_profile.api import ActiveUser, CurrentUser
 
-if TYPE_CHECKING:
-    from core.kernel import Kernel
-
 router = APIRouter(tags=["notification-system"])
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"description": "Not one of the caller's notifications (NOTIFICATION_NOT_FOUND)"}
 }
 
-
-def kernel_of(request: Request) -> Kernel:
-    return request.app.state.kernel  # type: ignore[no-any-return]
 
 
 @router.get("/notifications", response_model=Page[NotificationRead])

@@ -3,41 +3,24 @@
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 
 from core.db import SessionDep
+from core.errors import problem_doc
+from core.kernel import kernel_of
 from core.pagination import Cursor, Limit
 from skills.music_streaming_basic.api import TrackViewer, visible_track
 from skills.recommendation_basic import service
 from skills.recommendation_basic.schemas import RecommendationPage
 from skills.user_profile.api import CurrentUser
 
-if TYPE_CHECKING:
-    from core.kernel import Kernel
-
 router = APIRouter(tags=["recommendation-basic"])
 
 
-def _problem(status: int, code: str, title: str, detail: str) -> dict[str, Any]:
-    example = {
-        "type": f"urn:soundhive:problem:{code.lower().replace('_', '-')}",
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "code": code,
-        "request_id": "5f0c6a1e9b2d4c7a8e3f1b0d2c4a6e8f",
-    }
-    return {"description": title, "content": {"application/problem+json": {"example": example}}}
+UNAUTHORIZED = problem_doc(401, "UNAUTHORIZED", "Unauthorized", "Authentication required.")
+NOT_FOUND = problem_doc(404, "TRACK_NOT_FOUND", "Not found", "No track with that id.")
 
-
-UNAUTHORIZED = _problem(401, "UNAUTHORIZED", "Unauthorized", "Authentication required.")
-NOT_FOUND = _problem(404, "TRACK_NOT_FOUND", "Not found", "No track with that id.")
-
-
-def kernel_of(request: Request) -> Kernel:
-    return request.app.state.kernel  # type: ignore[no-any-return]
 
 
 @router.get("/recommendations", response_model=RecommendationPage, responses={401: UNAUTHORIZED})

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Path
 
 from core.auth import MaybePrincipal
 from core.db import SessionDep
+from core.errors import problem_doc
 from core.kernel import KernelDep
 from core.pagination import Cursor, Limit, Page
 from skills.user_follow_system import service
@@ -26,36 +27,18 @@ TAG = "user-follow-system"
 UserId = Annotated[uuid.UUID, Path(description="The other user's profile id (UUID).")]
 
 
-def _problem(status: int, code: str, title: str, detail: str, **extra: Any) -> dict[str, Any]:
-    """An OpenAPI response entry documenting one RFC 9457 problem with an example body."""
-    return {
-        "description": title,
-        "content": {
-            "application/problem+json": {
-                "example": {
-                    "type": f"urn:soundhive:problem:{code.lower().replace('_', '-')}",
-                    "title": title,
-                    "status": status,
-                    "detail": detail,
-                    "code": code,
-                    "request_id": "5f0c6a1e9b2d4c7a8e3f1b0d2c4a6e8f",
-                    **extra,
-                }
-            }
-        },
-    }
-
-
-UNAUTHORIZED = _problem(401, "UNAUTHORIZED", "Unauthorized", "Authentication required.")
-BANNED = _problem(
+UNAUTHORIZED = problem_doc(401, "UNAUTHORIZED", "Unauthorized", "Authentication required.")
+BANNED = problem_doc(
     403, "ACCOUNT_BANNED", "Account banned", "This account is banned and cannot make changes."
 )
-DELETED = _problem(403, "ACCOUNT_DELETED", "Account deleted", "This account has been deleted.")
-NOT_FOUND = _problem(
+DELETED = problem_doc(403, "ACCOUNT_DELETED", "Account deleted", "This account has been deleted.")
+NOT_FOUND = problem_doc(
     404, "USER_NOT_FOUND", "User not found", "No user with id 0b9f6c2e-5d1a-4a57-9a43-8f0f3f3c1e21."
 )
-SELF = _problem(422, "CANNOT_FOLLOW_SELF", "Cannot follow yourself", "You cannot follow yourself.")
-BAD_CURSOR = _problem(
+SELF = problem_doc(
+    422, "CANNOT_FOLLOW_SELF", "Cannot follow yourself", "You cannot follow yourself."
+)
+BAD_CURSOR = problem_doc(
     422, "INVALID_CURSOR", "Validation failed", "The cursor is not valid for this list."
 )
 FOLLOW_OK = {

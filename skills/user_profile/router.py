@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Body, Path, Response, status
 
 from core.auth import MaybePrincipal
 from core.db import SessionDep
+from core.errors import problem_doc
 from core.kernel import KernelDep
 from skills.user_profile import service
 from skills.user_profile.api import ActiveUser, CurrentUser
@@ -18,32 +19,13 @@ if TYPE_CHECKING:
     pass
 
 
-def _problem(status_code: int, code: str, title: str, detail: str) -> dict[str, Any]:
-    """An OpenAPI response entry documenting one RFC 9457 problem with an example body."""
-    return {
-        "description": title,
-        "content": {
-            "application/problem+json": {
-                "example": {
-                    "type": f"urn:soundhive:problem:{code.lower().replace('_', '-')}",
-                    "title": title,
-                    "status": status_code,
-                    "detail": detail,
-                    "code": code,
-                    "request_id": "5f0c6a1e9b2d4c7a8e3f1b0d2c4a6e8f",
-                }
-            }
-        },
-    }
-
-
-UNAUTHORIZED = _problem(401, "UNAUTHORIZED", "Unauthorized", "Authentication required.")
-DELETED = _problem(403, "ACCOUNT_DELETED", "Account deleted", "This account has been deleted.")
-BANNED = _problem(
+UNAUTHORIZED = problem_doc(401, "UNAUTHORIZED", "Unauthorized", "Authentication required.")
+DELETED = problem_doc(403, "ACCOUNT_DELETED", "Account deleted", "This account has been deleted.")
+BANNED = problem_doc(
     403, "ACCOUNT_BANNED", "Account banned", "This account is banned and cannot make changes."
 )
-NOT_FOUND = _problem(404, "USER_NOT_FOUND", "User not found", "No user with that id.")
-TAKEN = _problem(409, "DUPLICATE_RESOURCE", "Duplicate resource", "The handle is already taken.")
+NOT_FOUND = problem_doc(404, "USER_NOT_FOUND", "User not found", "No user with that id.")
+TAKEN = problem_doc(409, "DUPLICATE_RESOURCE", "Duplicate resource", "The handle is already taken.")
 INVALID = {
     "description": "Validation failed",
     "content": {
