@@ -8,11 +8,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -61,6 +63,17 @@ class Database:
 
     def session(self) -> AsyncSession:
         return self.sessionmaker()
+
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
+        """A pooled connection in autocommit, for a read that is a single statement.
+
+        One statement is atomic on its own, so a transaction would only add a ``BEGIN`` and a
+        ``ROLLBACK`` round trip, and a bare connection skips the ORM session's bookkeeping
+        (its begin, commit and close cost more CPU than the query's own round trip). The pool
+        restores the isolation level when the connection goes back."""
+        async with self.engine.connect() as conn:
+            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -557,6 +557,41 @@ def test_reads_fill_the_cache_and_writes_invalidate_it(api: Any, rds: Any) -> No
     assert api.get("/api/v1/users/by-handle/mia_new").json()["id"] == mia["id"]
 
 
+def test_the_callers_account_is_cached_and_every_change_drops_it(api: Any, rds: Any) -> None:
+    """Every authenticated request needs the caller's row: after the first call it comes from
+    Redis (``acct:<id>`` behind ``sub:<sub>``), never stale after a change."""
+    first = me(api, "ada", email="ada@example.com")
+    acct, sub = cache_key("acct", first["id"]), cache_key("sub", "ada")
+    assert json.loads(rds.get(sub)) == {"id": first["id"]}
+    cached = json.loads(rds.get(acct))
+    assert (cached["sub"], cached["email"], cached["is_banned"]) == (
+        "ada",
+        "ada@example.com",
+        False,
+    )
+    assert 0 < rds.ttl(acct) <= 60 and rds.ttl(sub) > 3600
+
+    # served from Redis: prove it with a marker planted in the cached row
+    rds.set(acct, json.dumps({**cached, "display_name": "from-cache"}), ex=60)
+    assert me(api, "ada", email="ada@example.com")["display_name"] == "from-cache"
+
+    assert patch(api, "ada", {"display_name": "Ada L"}).status_code == 200
+    assert me(api, "ada", email="ada@example.com")["display_name"] == "Ada L"
+    assert json.loads(rds.get(acct))["display_name"] == "Ada L"
+
+    # a new address in the token is taken at once, whatever the cache holds
+    assert me(api, "ada", email="ada@new.example")["email"] == "ada@new.example"
+    assert json.loads(rds.get(acct))["email"] == "ada@new.example"
+
+    # a cached row naming another subject is never served (and is replaced)
+    rds.set(acct, json.dumps({**cached, "sub": "mallory", "display_name": "forged"}), ex=60)
+    assert me(api, "ada", email="ada@new.example")["display_name"] == "Ada L"
+
+    # a lost mapping (Redis flushed, another process) costs a lookup, not a new account
+    rds.delete(acct, sub)
+    assert me(api, "ada", email="ada@new.example")["id"] == first["id"]
+
+
 def test_stale_handle_mapping_is_detected(api: Any, rds: Any) -> None:
     nina = me(api, "nina")
     patch(api, "nina", {"handle": "nina_n"})

@@ -43,6 +43,7 @@ def register_cache_keys() -> list[CacheKey]:
         CacheKey(
             "user-profile",
             600,
-            "public profile by id (id:<uuid>) and handle → id (handle:<handle>)",
+            "public profile by id (id:<uuid>), handle → id (handle:<handle>), the caller's "
+            "account (acct:<uuid>, 60 s) and sub → id (sub:<sub>, 1 day)",
         )
     ]

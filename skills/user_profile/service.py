@@ -53,6 +53,14 @@ def account_key(user_id: uuid.UUID) -> str:
     return f"acct:{user_id}"
 
 
+def sub_key(sub: str) -> str:
+    return f"sub:{sub}"
+
+
+SUB_TTL_SECONDS = 86_400
+"""``sub → id`` never changes (accounts are soft-deleted), so the shared mapping lives long."""
+
+
 def handle_key(handle: str) -> str:
     return f"handle:{handle}"
 
@@ -135,8 +143,9 @@ class Account:
 
 
 _sub_ids: OrderedDict[str, uuid.UUID] = OrderedDict()
-"""sub → profile id, per process. A stale entry (an emptied test database) only costs a miss:
-the cached row must carry the same ``sub``."""
+"""sub → profile id, per process, in front of the shared ``sub:<sub>`` key in Redis. A stale
+entry (an emptied test database) only costs a miss: the cached row must carry the same
+``sub``, else the account is read from PostgreSQL and both mappings are written again."""
 
 
 async def current_account(kernel: Kernel, session: AsyncSession, principal: Principal) -> Account:
@@ -144,6 +153,9 @@ async def current_account(kernel: Kernel, session: AsyncSession, principal: Prin
     authenticated request takes (docs/PERFORMANCE.md)."""
     email = principal.email if principal.email and len(principal.email) <= EMAIL_MAX else None
     user_id = _sub_ids.get(principal.sub)
+    if user_id is None and len(principal.sub) <= SUB_MAX:  # new to this process: ask Redis
+        mapped = await kernel.cache.get(NAMESPACE, sub_key(principal.sub))
+        user_id = uuid.UUID(mapped["id"]) if isinstance(mapped, dict) else None
     if user_id is not None:
         data = await kernel.cache.get(NAMESPACE, account_key(user_id))
         if data is not None and data.get("sub") == principal.sub:
@@ -151,9 +163,13 @@ async def current_account(kernel: Kernel, session: AsyncSession, principal: Prin
             if email is None or email == account.email:
                 return account
     account = Account.of(await ensure_profile(session, principal))
-    _sub_ids[principal.sub] = account.id
-    if len(_sub_ids) > SUB_IDS_MAX:
-        _sub_ids.popitem(last=False)
+    if _sub_ids.get(principal.sub) != account.id:
+        _sub_ids[principal.sub] = account.id
+        if len(_sub_ids) > SUB_IDS_MAX:
+            _sub_ids.popitem(last=False)
+        await kernel.cache.set(
+            NAMESPACE, sub_key(principal.sub), {"id": str(account.id)}, SUB_TTL_SECONDS
+        )
     await kernel.cache.set(
         NAMESPACE, account_key(account.id), account.to_cache(), ACCOUNT_TTL_SECONDS
     )
