@@ -473,6 +473,69 @@ async def test_first_pages_of_text_searches_are_cached_but_filtered_on_read(
     assert search(api, q="love")["items"] == []  # hidden at once, even from the cache
 
 
+async def test_list_items_are_the_tracks_own_view(
+    api: Any, soundhive_services: Any, kernel: Any
+) -> None:
+    """Lists render their rows themselves (one statement, tags aggregated in SQL): an item of
+    every list, cached or not, equals the track's own endpoint without ``stream_url`` (the
+    signed cover URL may differ in its expiry second), tags in the owner's order."""
+    from skills.tag_search_discovery.api import listable_reads
+
+    svc = soundhive_services
+    _, owner = user(api, "render")
+    rich = add_track(
+        svc, owner, "Harbor Lights", tags=("night", "lo-fi", "rain"), artist="Harbor",
+        description="long\ntext", mood="dreamy", bpm=92.5, plays=41, likes=3, trending=2.0,
+    )  # fmt: skip
+    bare = add_track(svc, owner, "Harbor Fog", trending=1.0)
+    sql(
+        svc,
+        "UPDATE tracks SET cover_key = %s, loudness_lufs = -14.2, sample_rate = 44100,"
+        " channels = 2, bitrate = 320000, comment_count = 2, waveform = %s::jsonb WHERE id = %s",
+        f"covers/{rich}.jpg",
+        '{"samples_per_pixel": 256, "data": [-3, 4, -2, 9], "length": 2}',
+        rich,
+    )
+    await reindex(kernel)
+
+    def detail(track_id: str) -> dict[str, Any]:
+        body: dict[str, Any] = api.get(f"{API}/tracks/{track_id}").json()
+        assert body.pop("stream_url")
+        return body
+
+    def check(items: list[dict[str, Any]], expected: tuple[str, ...] = (rich, bare)) -> None:
+        assert sorted(item["id"] for item in items) == sorted(expected)
+        for item in items:
+            view, cover = detail(item["id"]), item["cover_url"]
+            assert (cover and cover.split("?")[0]) == (
+                view["cover_url"] and view["cover_url"].split("?")[0]
+            )
+            assert item == {**view, "cover_url": cover}
+            if item["id"] == rich:
+                assert item["tags"] == ["night", "lo-fi", "rain"] and "sig=" in cover
+                assert item["waveform"]["data"] == [-3, 4, -2, 9] and item["play_count"] == 41
+            else:
+                assert item["tags"] == [] and cover is None
+
+    head = search(api, q="harbor")
+    check(head["items"])
+    check(search(api, q="harbor")["items"])  # the cached first page
+    first = search(api, q="harbor", limit=1)
+    check(first["items"] + search(api, q="harbor", limit=1, cursor=first["next_cursor"])["items"])
+    for sort in ("latest", "popular", "trending"):
+        check(search(api, q="harbor", sort=sort)["items"])
+    check(listing(api, "/tags/night/tracks")["items"], (rich,))
+    check(listing(api, "/search/tracks")["items"])
+    check(listing(api, "/discover/latest")["items"])
+    check(listing(api, "/discover/trending")["items"])
+    async with kernel.db.session() as session:
+        reads = await listable_reads(kernel, session, [uuid.UUID(bare), uuid.UUID(rich)])
+    assert [r.model_dump(mode="json")["id"] for r in reads] == [bare, rich]
+    dumped = [r.model_dump(mode="json") for r in reads]
+    assert dumped[0] == detail(bare)
+    assert {**dumped[1], "cover_url": None} == {**detail(rich), "cover_url": None}
+
+
 async def test_tags_moods_and_tag_pages(api: Any, soundhive_services: Any, kernel: Any) -> None:
     _, owner = user(api, "tagger")
     first = add_track(soundhive_services, owner, "A", tags=("lofi", "night"))

@@ -141,6 +141,63 @@ def test_only_followed_accounts_newest_first(api: Any, soundhive_services: Any) 
     assert titles(feed(api, "dave")) == []  # dave follows nobody
 
 
+WAVEFORM = '{"samples_per_pixel": 256, "data": [-3, 4, -2, 9], "length": 2}'
+
+
+def same_as_detail(api: Any, services: Any, item: dict[str, Any], sub: str) -> None:
+    """A feed item is the track's detail view without ``stream_url``: every field and value,
+    the cover URL signed for the same object (its expiry second may differ)."""
+    import redis
+
+    redis.Redis.from_url(services.redis_url).delete(f"sh:track:{item['id']}")  # fresh detail
+    detail = api.get(f"{API}/tracks/{item['id']}", headers=api.auth(sub)).json()
+    assert detail.pop("stream_url")
+    item, cover = dict(item), item["cover_url"]
+    assert (cover and cover.split("?")[0]) == (
+        detail["cover_url"] and detail["cover_url"].split("?")[0]
+    )
+    if cover:
+        assert "sig=" in cover
+    item["cover_url"] = detail["cover_url"]
+    assert item == detail
+
+
+def test_items_are_the_tracks_list_form(api: Any, soundhive_services: Any) -> None:
+    """The feed renders its rows itself (one statement, tags aggregated in SQL): each item
+    must equal what the track's own endpoint shows, with tags in the owner's order."""
+    svc = soundhive_services
+    star = me(api, "star")
+    follow(api, "critic", star)
+    rich = post(
+        api,
+        svc,
+        "star",
+        "rich",
+        tags=["night", "Lo-Fi", "rain"],
+        mood="dreamy",
+        artist_name="Star",
+        description="long\ntext",
+    )
+    bare = post(api, svc, "star", "bare")
+    sql(
+        svc,
+        "UPDATE tracks SET cover_key = %s, bpm = 92.5, loudness_lufs = -14.2, sample_rate ="
+        " 44100, channels = 2, bitrate = 320000, like_count = 3, comment_count = 2, play_count"
+        " = 41, waveform = %s::jsonb WHERE id = %s",
+        f"covers/{rich['id']}.jpg",
+        WAVEFORM,
+        rich["id"],
+    )
+
+    items = feed(api, "critic")["items"]
+    assert [item["id"] for item in items] == [bare["id"], rich["id"]]
+    assert items[1]["tags"] == ["night", "lo-fi", "rain"] and items[0]["tags"] == []
+    assert items[1]["waveform"]["data"] == [-3, 4, -2, 9] and items[1]["cover_url"]
+    assert items[1]["play_count"] == 41 and items[0]["cover_url"] is None
+    for item in items:
+        same_as_detail(api, svc, item, "critic")
+
+
 def test_empty_feed(api: Any, soundhive_services: Any) -> None:
     assert feed(api, "loner") == {"items": [], "next_cursor": None}
     quiet = me(api, "quiet")

@@ -5,44 +5,75 @@ A plain ``owner_id IN (followees) ORDER BY created_at DESC LIMIT n`` walks the g
 they went quiet (``bench/bench_feed.py``, README). Here every followee costs one probe of the
 ``(owner_id, created_at DESC, id DESC)`` index whatever its history or the cursor's depth, and
 only the final ``n`` rows are fetched whole.
+
+The statement is built once per shape (first page, later page) with bound parameters: building
+this nest of LATERAL subqueries and its cache key took more CPU than running it.
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from functools import cache
+from typing import Any, cast
 
-from sqlalchemy import Select, select, true, tuple_
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Integer, Row, Select, bindparam, func, select, true, tuple_
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from skills.music_streaming_basic.api import Track, listable_condition
+from skills.music_streaming_basic.api import Tag, Track, TrackRead, TrackTag, listable_condition
 from skills.user_follow_system.api import followee_ids_query
 from skills.user_profile.api import UserProfile
 
 T = Track.__table__.c  # type: ignore[attr-defined]
 P = UserProfile.__table__  # type: ignore[attr-defined]
+TRACK_TAGS = TrackTag.__table__  # type: ignore[attr-defined]
+TAGS = Tag.__table__  # type: ignore[attr-defined]
 
 Position = tuple[datetime, uuid.UUID]
 """A keyset position: ``(tracks.created_at, tracks.id)`` of the last item already seen."""
 
+COMPUTED = ("tags", "hidden", "cover_url")
+"""``TrackRead`` fields that are not a ``tracks`` column of the same name."""
 
-def _newest(after: Position | None, limit: int, name: str) -> Any:
+
+def item_columns() -> list[Any]:
+    """The columns of a list item, labelled as ``TrackRead`` names its fields: every field
+    that is a column of the same name, ``hidden``, ``cover_key`` (the service signs it into
+    ``cover_url``) and ``tags`` (in the owner's order, aggregated here so a page is one
+    statement). Derived from ``TrackRead`` so a new column field cannot be forgotten."""
+    tags = (
+        select(func.array_agg(aggregate_order_by(TAGS.c.name, TRACK_TAGS.c.position)))
+        .select_from(TRACK_TAGS.join(TAGS, TAGS.c.id == TRACK_TAGS.c.tag_id))
+        .where(TRACK_TAGS.c.track_id == T.id)
+        .scalar_subquery()
+    )
+    plain = [T[name] for name in TrackRead.model_fields if name not in COMPUTED]
+    return [*plain, T.is_hidden.label("hidden"), T.cover_key, tags.label("tags")]
+
+
+def _newest(after: bool, limit: Any, name: str) -> Any:
     """LATERAL: the newest ``limit`` listable ``(created_at, id)`` of the ``user_profiles`` row
-    of the enclosing query (correlated), after the cursor.
+    of the enclosing query (correlated), after the cursor (parameters ``after_created``,
+    ``after_id``) when ``after``.
 
     ``listable_condition()`` sees that profile because ``tracks.owner_id = user_profiles.id``;
     its profile terms become a one-time filter, so a hidden owner costs one row check, not a
     scan of its tracks. Key columns only: with the partial index the probe is index-only.
     """
     probe = select(T.created_at, T.id).where(T.owner_id == P.c.id, listable_condition())
-    if after is not None:
-        probe = probe.where(tuple_(T.created_at, T.id) < tuple_(*after))
+    if after:
+        position = tuple_(
+            bindparam("after_created", type_=T.created_at.type),
+            bindparam("after_id", type_=T.id.type),
+        )
+        probe = probe.where(tuple_(T.created_at, T.id) < position)
     return probe.order_by(T.created_at.desc(), T.id.desc()).limit(limit).lateral(name)
 
 
-def page_keys(follower_id: uuid.UUID, *, after: Position | None, limit: int) -> Select[Any]:
-    """``(created_at, id)`` of the next ``limit`` feed items, newest first, in two steps.
+def page_keys(*, after: bool) -> Select[Any]:
+    """``(created_at, id)`` of the next ``limit`` feed items, newest first, in two steps
+    (parameters ``follower``, ``limit`` and, when ``after``, the cursor's position).
 
     1. *heads*: each followee's newest listable track after the cursor (one index entry per
        followee), keeping the ``limit`` followees whose head is newest;
@@ -52,7 +83,9 @@ def page_keys(follower_id: uuid.UUID, *, after: Position | None, limit: int) -> 
     them, and there can be at most ``limit`` such accounts. So the cost is one index
     descent per followee plus ``limit²`` entries, whatever the followees' history.
     """
-    followees = followee_ids_query(follower_id, include_hidden=True).subquery("followees")
+    follower = cast(uuid.UUID, bindparam("follower", type_=T.owner_id.type))
+    limit = bindparam("limit", type_=Integer)
+    followees = followee_ids_query(follower, include_hidden=True).subquery("followees")
     head = _newest(after, 1, "head")
     heads = (
         select(P.c.id)
@@ -74,18 +107,29 @@ def page_keys(follower_id: uuid.UUID, *, after: Position | None, limit: int) -> 
     )
 
 
-def page_query(follower_id: uuid.UUID, *, after: Position | None, limit: int) -> Select[Any]:
-    """Whole ``Track`` rows for :func:`page_keys`, in feed order."""
-    keys = page_keys(follower_id, after=after, limit=limit).subquery("page")
+@cache
+def page_query(*, after: bool) -> Select[Any]:
+    """The list-item columns (:func:`item_columns`) for :func:`page_keys`, in feed order.
+    Built once per shape and reused: only the parameters change between requests."""
+    keys = page_keys(after=after).subquery("page")
     return (
-        select(Track)
+        select(*item_columns())
         .join(keys, keys.c.id == T.id)
         .order_by(keys.c.created_at.desc(), keys.c.id.desc())
     )
 
 
 async def page(
-    session: AsyncSession, follower_id: uuid.UUID, *, after: Position | None, limit: int
-) -> list[Track]:
-    """The next ``limit`` listable tracks of the accounts ``follower_id`` follows."""
-    return list((await session.scalars(page_query(follower_id, after=after, limit=limit))).all())
+    session: AsyncSession | AsyncConnection,
+    follower_id: uuid.UUID,
+    *,
+    after: Position | None,
+    limit: int,
+) -> list[Row[Any]]:
+    """The next ``limit`` listable tracks of the accounts ``follower_id`` follows, as
+    :func:`item_columns` rows."""
+    params: dict[str, Any] = {"follower": follower_id, "limit": limit}
+    if after is not None:
+        params["after_created"], params["after_id"] = after
+    result = await session.execute(page_query(after=after is not None), params)
+    return list(result.all())

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import APIRouter
 
-from core.db import SessionDep
 from core.kernel import KernelDep
 from core.pagination import Cursor, Limit, Page
 from skills.activity_feed import service
 from skills.music_streaming_basic.api import TrackRead
 from skills.user_profile.api import CurrentUser
-
-if TYPE_CHECKING:
-    pass
 
 TAG = "activity-feed"
 
@@ -98,9 +94,9 @@ router = APIRouter(tags=[TAG])
 )
 async def home_feed(
     user: CurrentUser,
-    session: SessionDep,
     kernel: KernelDep,
     limit: Limit = 20,
     cursor: Cursor = None,
-) -> Page[TrackRead]:
-    return await service.home_feed(kernel, session, user.id, cursor=cursor, limit=limit)
+) -> dict[str, Any]:
+    # A plain dict: ``response_model`` validates and serialises it once.
+    return await service.home_feed(kernel, user.id, cursor=cursor, limit=limit)

@@ -1,20 +1,23 @@
-"""Home-feed rules: cursor handling, one read transaction, rendering through music-streaming."""
+"""Home-feed rules: cursor handling, one read statement, rendering of list items."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Row
 
 from core.errors import ValidationFailed
-from core.pagination import Page, decode_cursor, encode_cursor
+from core.pagination import decode_cursor, encode_cursor
 from skills.activity_feed import repository as repo
-from skills.music_streaming_basic.api import TrackRead, track_reads
 
 if TYPE_CHECKING:
     from core.kernel import Kernel
+
+COVER_URL_SECONDS = 900
+"""Lifetime of an item's signed ``cover_url``, as music-streaming-basic signs its own lists."""
 
 
 def decode(cursor: str | None) -> repo.Position | None:
@@ -34,20 +37,42 @@ def encode(position: repo.Position) -> str:
     return encode_cursor([position[0].isoformat(), str(position[1])])
 
 
+async def list_items(kernel: Kernel, rows: Sequence[Row[Any]]) -> list[dict[str, Any]]:
+    """``TrackRead``-shaped dicts for :func:`repo.item_columns` rows: a signed, short-lived
+    cover URL (never stored) and ``[]`` for a track without tags. The router's response model
+    validates them once; building models here too would validate every item twice."""
+    storage = kernel.storage
+    fields = rows[0]._fields if rows else ()
+    items = []
+    for row in rows:
+        item = dict(zip(fields, row, strict=True))  # a third of what Row._asdict() costs
+        cover_key = item.pop("cover_key")
+        item["cover_url"] = (
+            await storage.presign_get(cover_key, expires_in=COVER_URL_SECONDS)
+            if cover_key
+            else None
+        )
+        if item["tags"] is None:
+            item["tags"] = []
+        items.append(item)
+    return items
+
+
 async def home_feed(
-    kernel: Kernel, session: AsyncSession, user_id: uuid.UUID, *, cursor: str | None, limit: int
-) -> Page[TrackRead]:
-    """Listable tracks of the accounts ``user_id`` follows, newest first.
+    kernel: Kernel, user_id: uuid.UUID, *, cursor: str | None, limit: int
+) -> dict[str, Any]:
+    """Listable tracks of the accounts ``user_id`` follows, newest first: a ``Page[TrackRead]``
+    as a plain dict.
 
     One row more than asked tells whether a next page exists without a count; the cursor is
-    the last item's ``(created_at, id)``, so new uploads never shift later pages.
+    the last item's ``(created_at, id)``, so new uploads never shift later pages. Read live
+    (one statement, tags included): unfollows, bans and hides show on the next request.
     """
     after = decode(cursor)
-    async with session.begin():
-        rows = await repo.page(session, user_id, after=after, limit=limit + 1)
-        items = await track_reads(kernel, session, rows[:limit])
+    async with kernel.db.autocommit() as conn:
+        rows = await repo.page(conn, user_id, after=after, limit=limit + 1)
     next_cursor = None
     if len(rows) > limit:
-        last = rows[limit - 1]
-        next_cursor = encode((last.created_at, last.id))
-    return Page[TrackRead](items=items, next_cursor=next_cursor)
+        rows = rows[:limit]
+        next_cursor = encode((rows[-1].created_at, rows[-1].id))
+    return {"items": await list_items(kernel, rows), "next_cursor": next_cursor}

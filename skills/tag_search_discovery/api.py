@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from skills.music_streaming_basic.api import TrackRead, track_reads
+from skills.music_streaming_basic.api import TrackRead
 from skills.tag_search_discovery import repository as _repo
+from skills.tag_search_discovery import service as _service
 
 if TYPE_CHECKING:
     from core.kernel import Kernel
@@ -33,5 +34,7 @@ async def trending_track_ids(
 async def listable_reads(
     kernel: Kernel, session: AsyncSession, ids: Sequence[uuid.UUID]
 ) -> list[TrackRead]:
-    """Tracks anyone may list among ``ids``, in the given order."""
-    return await track_reads(kernel, session, await _repo.listable_by_ids(session, ids))
+    """Tracks anyone may list among ``ids``, in the given order (one statement, tags
+    included, on your session)."""
+    rows = await _repo.listable_by_ids(session, ids)
+    return [TrackRead.model_validate(item) for item in await _service.list_items(kernel, rows)]

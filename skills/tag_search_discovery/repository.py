@@ -11,12 +11,16 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     Float,
+    Row,
     Select,
+    any_,
+    bindparam,
     case,
     cast,
     func,
@@ -25,16 +29,25 @@ from sqlalchemy import (
     select,
     tuple_,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, REAL
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.dialects.postgresql import ARRAY, REAL, aggregate_order_by
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from skills.music_streaming_basic.api import Tag, Track, TrackTag, listable_condition
+from skills.music_streaming_basic.api import (
+    Tag,
+    Track,
+    TrackRead,
+    TrackTag,
+    listable_condition,
+)
 from skills.tag_search_discovery import textnorm
 from skills.tag_search_discovery.models import TrackSearch
 from skills.user_profile.api import UserProfile
 
 T = Track.__table__.c  # type: ignore[attr-defined]
 S = TrackSearch.__table__.c  # type: ignore[attr-defined]
+TRACK_TAGS = TrackTag.__table__  # type: ignore[attr-defined]
+TAGS = Tag.__table__  # type: ignore[attr-defined]
+PROFILES = UserProfile.__table__  # type: ignore[attr-defined]
 RANK_WEIGHTS = [0.1, 0.2, 0.4, 1.0]  # D (description), C, B (artist, tags), A (title)
 FUZZY_THRESHOLD = 0.5  # pg_trgm word similarity; 0.6 (the default) misses typos in short words
 MIN_LIKE_CHARS = 3  # shorter phrases have no trigram: LIKE would scan the whole index
@@ -51,10 +64,31 @@ class Criteria:
     bpm_max: float | None = None
 
 
+COMPUTED = ("tags", "hidden", "cover_url")
+"""``TrackRead`` fields that are not a ``tracks`` column of the same name."""
+
+
+def item_columns() -> list[Any]:
+    """The columns of a list item, labelled as ``TrackRead`` names its fields: every field
+    that is a column of the same name, ``hidden``, ``cover_key`` (the service signs it into
+    ``cover_url``) and ``tags`` (in the owner's order, aggregated here so a page is one
+    statement). Derived from ``TrackRead`` so a new column field cannot be forgotten."""
+    tags = (
+        select(func.array_agg(aggregate_order_by(TAGS.c.name, TRACK_TAGS.c.position)))
+        .select_from(TRACK_TAGS.join(TAGS, TAGS.c.id == TRACK_TAGS.c.tag_id))
+        .where(TRACK_TAGS.c.track_id == T.id)
+        .scalar_subquery()
+    )
+    plain = [T[name] for name in TrackRead.model_fields if name not in COMPUTED]
+    return [*plain, T.is_hidden.label("hidden"), T.cover_key, tags.label("tags")]
+
+
 def listable_tracks() -> Select[Any]:
+    """List items (:func:`item_columns`, plus ``trending_score`` for cursors) of listable
+    tracks: plain rows, not ORM entities, which cost more to load than to fetch."""
     return (
-        select(Track)
-        .join(UserProfile, UserProfile.id == T.owner_id)  # type: ignore[arg-type]
+        select(*item_columns(), T.trending_score)
+        .join(PROFILES, PROFILES.c.id == T.owner_id)
         .where(listable_condition())
     )
 
@@ -151,7 +185,7 @@ async def sorted_by(
     sort: str,
     after: Sequence[Any] | None,
     limit: int,
-) -> list[Track]:
+) -> list[Row[Any]]:
     """Listable tracks matching ``criteria`` (exactly), ordered by a ``tracks`` column.
 
     With a common word the planner walks the column's index and checks each track's document;
@@ -165,7 +199,7 @@ async def sorted_by(
     if after is not None:
         query = query.where(tuple_(*keys) < tuple_(*(literal(v) for v in after)))
     query = query.order_by(*(key.desc() for key in keys)).limit(limit)
-    return list((await session.scalars(query)).all())
+    return list((await session.execute(query)).all())
 
 
 async def tag_exists(session: AsyncSession, name: str) -> bool:
@@ -211,30 +245,48 @@ async def trending_ids(
 
 async def latest(
     session: AsyncSession, *, after: tuple[datetime, uuid.UUID] | None, limit: int
-) -> list[Track]:
+) -> list[Row[Any]]:
     query = listable_tracks()
     if after is not None:
         query = query.where(tuple_(T.created_at, T.id) < tuple_(*after))
     query = query.order_by(T.created_at.desc(), T.id.desc()).limit(limit)
-    return list((await session.scalars(query)).all())
+    return list((await session.execute(query)).all())
+
+
+def _in_ids() -> ColumnElement[bool]:
+    """``tracks.id = ANY(:ids)``: one array parameter, so the statement compiles once
+    (``IN (…)`` renders a parameter per id on every call)."""
+    return T.id == any_(bindparam("ids", type_=ARRAY(T.id.type)))
+
+
+@cache
+def _listable_ids_query() -> Select[Any]:
+    return (
+        select(T.id)
+        .join(PROFILES, PROFILES.c.id == T.owner_id)
+        .where(listable_condition(), _in_ids())
+    )
+
+
+@cache
+def _listable_by_ids_query() -> Select[Any]:
+    return listable_tracks().where(_in_ids())
 
 
 async def listable_ids(session: AsyncSession, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
     """Which of ``ids`` are listable (ids only: cheap for a window of ranked candidates)."""
     if not ids:
         return set()
-    query = (
-        select(T.id)
-        .join(UserProfile, UserProfile.id == T.owner_id)  # type: ignore[arg-type]
-        .where(listable_condition(), T.id.in_(list(ids)))
-    )
-    return set((await session.scalars(query)).all())
+    return set((await session.scalars(_listable_ids_query(), {"ids": list(ids)})).all())
 
 
-async def listable_by_ids(session: AsyncSession, ids: Sequence[uuid.UUID]) -> list[Track]:
-    """The listable ones among ``ids``, in the order given (hidden or private ones drop out)."""
+async def listable_by_ids(
+    session: AsyncSession | AsyncConnection, ids: Sequence[uuid.UUID]
+) -> list[Row[Any]]:
+    """List items (:func:`listable_tracks`) of the listable ones among ``ids``, in the order
+    given (hidden or private ones drop out). One statement, built once."""
     if not ids:
         return []
-    rows = (await session.scalars(listable_tracks().where(T.id.in_(list(ids))))).all()
+    rows = (await session.execute(_listable_by_ids_query(), {"ids": list(ids)})).all()
     by_id = {row.id: row for row in rows}
     return [by_id[i] for i in ids if i in by_id]

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from core.kernel import Kernel
 
 router = APIRouter(tags=["tag-search-discovery"])
+# Track lists return plain dicts: each route's ``response_model`` validates and serialises
+# them once (returning models would validate every item a second time).
 
 
 def _problem(status: int, code: str, title: str, detail: str) -> dict[str, Any]:
@@ -52,7 +54,6 @@ def kernel_of(request: Request) -> Kernel:
 @router.get("/search/tracks", response_model=SearchPage, responses={422: INVALID})
 async def search_tracks(
     request: Request,
-    session: SessionDep,
     q: Annotated[
         str | None,
         Query(
@@ -78,11 +79,12 @@ async def search_tracks(
     ] = "relevance",
     limit: Limit = 20,
     cursor: Cursor = None,
-) -> SearchPage:
+) -> dict[str, Any]:
     """Search public tracks. Every sort pages by keyset; a cursor only fits its own sort."""
     found = service.criteria(q, tag, mood, bpm_min, bpm_max)
+    # No SessionDep: a cached first page needs one autocommit statement, no session.
     return await service.search(
-        kernel_of(request), session, found, sort=sort, limit=limit, cursor=cursor
+        kernel_of(request), None, found, sort=sort, limit=limit, cursor=cursor
     )
 
 
@@ -104,7 +106,7 @@ async def tag_tracks(
     sort: ListSort = "latest",
     limit: Limit = 20,
     cursor: Cursor = None,
-) -> Page[TrackRead]:
+) -> dict[str, Any]:
     """Public tracks with this tag (matched after normalisation: `#LoFi` = `lofi`)."""
     return await service.tag_tracks(
         kernel_of(request), session, name, sort=sort, limit=limit, cursor=cursor
@@ -120,7 +122,7 @@ async def moods() -> MoodList:
 @router.get("/discover/trending", response_model=Page[TrackRead])
 async def discover_trending(
     request: Request, session: SessionDep, limit: Limit = 20, cursor: Cursor = None
-) -> Page[TrackRead]:
+) -> dict[str, Any]:
     """Tracks with the most recent plays, likes and comments, newer ones favoured (the
     formula is in the skill's README). Ranking cached for one minute."""
     return await service.trending(kernel_of(request), session, limit=limit, cursor=cursor)
@@ -129,6 +131,6 @@ async def discover_trending(
 @router.get("/discover/latest", response_model=Page[TrackRead])
 async def discover_latest(
     request: Request, session: SessionDep, limit: Limit = 20, cursor: Cursor = None
-) -> Page[TrackRead]:
+) -> dict[str, Any]:
     """Newest public tracks first."""
     return await service.latest(kernel_of(request), session, limit=limit, cursor=cursor)

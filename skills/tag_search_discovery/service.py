@@ -6,20 +6,22 @@ import asyncio
 import hashlib
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import NotFound, ValidationFailed
 from core.pagination import Page, decode_cursor, encode_cursor
-from skills.music_streaming_basic.api import TrackRead, normalize_tags, track_reads
+from skills.music_streaming_basic.api import normalize_tags
 from skills.tag_search_discovery import repository as repo
 from skills.tag_search_discovery import textnorm
 from skills.tag_search_discovery.repository import Criteria
-from skills.tag_search_discovery.schemas import SearchPage, TagCount
+from skills.tag_search_discovery.schemas import TagCount
 from skills.tag_search_discovery.trending import CACHE as TRENDING_CACHE
 
 if TYPE_CHECKING:
@@ -29,6 +31,52 @@ TAGS_CACHE = "tags"
 SEARCH_CACHE = "search"  # TTL 30 s (declared in the manifest hooks)
 TOP_TAGS = 500  # the cached head of the tag list; nobody pages further
 RELEVANCE_ROUNDS = 4  # widening windows before a page is returned short (with a cursor)
+COVER_URL_SECONDS = 900
+"""Lifetime of an item's signed ``cover_url``, as music-streaming-basic signs its own lists."""
+
+
+@asynccontextmanager
+async def session_for(kernel: Kernel, session: AsyncSession | None) -> AsyncIterator[AsyncSession]:
+    """``session``, or a session of our own for a route that did not take one (a cached first
+    page of a search needs none: FastAPI's per-request session costs CPU even when unused)."""
+    if session is not None:
+        yield session
+        return
+    async with kernel.db.session() as own:
+        yield own
+
+
+async def listable_rows(
+    kernel: Kernel, session: AsyncSession | None, ids: Sequence[uuid.UUID]
+) -> list[Row[Any]]:
+    """List-item rows of the listable tracks among ``ids`` (cached rankings), in that order:
+    on ``session`` if it is already in a transaction, else in autocommit."""
+    if session is not None and session.in_transaction():
+        return await repo.listable_by_ids(session, ids)
+    async with kernel.db.autocommit() as conn:
+        return await repo.listable_by_ids(conn, ids)
+
+
+async def list_items(kernel: Kernel, rows: Sequence[Row[Any]]) -> list[dict[str, Any]]:
+    """``TrackRead``-shaped dicts for :func:`repo.listable_tracks` rows: a signed, short-lived
+    cover URL (never cached) and ``[]`` for a track without tags. Routers validate them once
+    through their response model; building models here too would validate every item twice."""
+    storage = kernel.storage
+    fields = rows[0]._fields if rows else ()
+    items = []
+    for row in rows:
+        item = dict(zip(fields, row, strict=True))  # a third of what Row._asdict() costs
+        del item["trending_score"]  # for cursors only
+        cover_key = item.pop("cover_key")
+        item["cover_url"] = (
+            await storage.presign_get(cover_key, expires_in=COVER_URL_SECONDS)
+            if cover_key
+            else None
+        )
+        if item["tags"] is None:
+            item["tags"] = []
+        items.append(item)
+    return items
 
 
 def criteria(
@@ -80,30 +128,34 @@ def _cursor_values(sort: str, track: Any, score: float | None) -> list[Any]:
 
 async def search(
     kernel: Kernel,
-    session: AsyncSession,
+    session: AsyncSession | None,
     found: Criteria,
     *,
     sort: str,
     limit: int,
     cursor: str | None,
-) -> SearchPage:
+) -> dict[str, Any]:
     """Exact matches (full-text prefixes, substrings); only when there are none, typo-tolerant
     ones. The cursor remembers which of the two a listing is, and its sort.
 
     The first page of a text search is cached for 30 seconds as ranked ids: head
     queries (a common word typed by many people) cost one ranking of every match, so they
-    are the ones worth caching. Tracks are loaded and filtered on every request, so hiding,
-    privacy and bans still apply at once; new or renamed matches show within the TTL.
+    are the ones worth caching. Tracks are loaded and filtered on every request (one
+    statement, tags included), so hiding, privacy and bans still apply at once; new or renamed
+    matches show within the TTL. Returns a ``SearchPage`` as a plain dict. Without a
+    ``session`` it opens one only when the page is not a cached first page.
     """
     if sort == "relevance" and not found.terms:
         sort = "latest"  # nothing to be relevant to: newest first
     if cursor is None and found.terms:
         page = await _head_page(kernel, found, sort=sort, limit=limit)
-        rows = await repo.listable_by_ids(session, [uuid.UUID(i) for i in page["ids"]])
+        ids = [uuid.UUID(i) for i in page["ids"]]
+        rows = await listable_rows(kernel, session, ids)
     else:
-        page, rows = await _search_page(session, found, sort=sort, limit=limit, cursor=cursor)
-    items = await track_reads(kernel, session, rows)
-    return SearchPage(items=items, next_cursor=page["next_cursor"], fuzzy=page["fuzzy"])
+        async with session_for(kernel, session) as own:
+            page, rows = await _search_page(own, found, sort=sort, limit=limit, cursor=cursor)
+    items = await list_items(kernel, rows)
+    return {"items": items, "next_cursor": page["next_cursor"], "fuzzy": page["fuzzy"]}
 
 
 _computing: WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Task[Any]]] = (
@@ -205,7 +257,7 @@ async def _page(
 
 async def tag_tracks(
     kernel: Kernel, session: AsyncSession, name: str, *, sort: str, limit: int, cursor: str | None
-) -> SearchPage:
+) -> dict[str, Any]:
     """Listable tracks with this tag; 404 ``TAG_NOT_FOUND`` for a tag nobody ever used."""
     found = criteria(None, [name], None, None, None)
     if not await repo.tag_exists(session, found.tags[0]):
@@ -241,7 +293,7 @@ async def refresh_popular_tags(kernel: Kernel) -> None:
 
 async def trending(
     kernel: Kernel, session: AsyncSession, *, limit: int, cursor: str | None
-) -> Page[TrackRead]:
+) -> dict[str, Any]:
     """Ranked ids come from a 1-minute cache (dropped by each job run); the tracks are loaded
     fresh and filtered again, so a hidden or banned track disappears at once."""
     position = decode_cursor(cursor, arity=2)
@@ -260,14 +312,14 @@ async def trending(
         }
 
     ranked = await kernel.cache.get_or_set(TRENDING_CACHE, f"{limit}:{cursor or ''}", rank)
-    rows = await repo.listable_by_ids(session, [uuid.UUID(i) for i in ranked["ids"]])
-    items = await track_reads(kernel, session, rows)
-    return Page[TrackRead](items=items, next_cursor=ranked["next_cursor"])
+    ids = [uuid.UUID(i) for i in ranked["ids"]]
+    rows = await listable_rows(kernel, session, ids)
+    return {"items": await list_items(kernel, rows), "next_cursor": ranked["next_cursor"]}
 
 
 async def latest(
     kernel: Kernel, session: AsyncSession, *, limit: int, cursor: str | None
-) -> Page[TrackRead]:
+) -> dict[str, Any]:
     position = decode_cursor(cursor, arity=2)
     after = _position("latest", position) if position else None
     rows = await repo.latest(
@@ -277,4 +329,4 @@ async def latest(
     if len(rows) > limit:
         rows = rows[:limit]
         next_cursor = encode_cursor(_cursor_values("latest", rows[-1], None))
-    return Page[TrackRead](items=await track_reads(kernel, session, rows), next_cursor=next_cursor)
+    return {"items": await list_items(kernel, rows), "next_cursor": next_cursor}
