@@ -208,60 +208,47 @@ class _Exchange:
         await self.send(message)
 
 
+def _problem(scope: Scope, status: int, code: str, title: str, detail: str, **headers: str) -> Any:
+    return problem_response(
+        Request(scope),
+        status=status,
+        code=code,
+        title=title,
+        detail=detail,
+        headers={name.replace("_", "-"): value for name, value in headers.items()} or None,
+    )
+
+
 def _error_response(scope: Scope, exc: Exception) -> Any:
     """The problem for an exception that escaped the app before the response started."""
     if _is_unstorable_text(exc):
         return unstorable_text_response(Request(scope))
     if _is_unavailable(exc):
         log.warning("dependency unavailable: %s", type(exc).__name__)
-        return problem_response(
-            Request(scope),
-            status=503,
-            code="SERVICE_UNAVAILABLE",
-            title="Service unavailable",
-            detail="A backing service is unavailable; try again shortly.",
-            headers={"Retry-After": "5"},
+        detail = "A backing service is unavailable; try again shortly."
+        return _problem(
+            scope, 503, "SERVICE_UNAVAILABLE", "Service unavailable", detail, Retry_After="5"
         )
     log.exception("unhandled error", exc_info=exc)
-    return problem_response(
-        Request(scope),
-        status=500,
-        code="INTERNAL_ERROR",
-        title="Internal server error",
-        detail="An unexpected error occurred; quote the request_id when reporting it.",
-    )
+    detail = "An unexpected error occurred; quote the request_id when reporting it."
+    return _problem(scope, 500, "INTERNAL_ERROR", "Internal server error", detail)
 
 
 def _rate_limited(scope: Scope, decision: Any, limit: int, window: int) -> Any:
-    return problem_response(
-        Request(scope),
-        status=429,
-        code="RATE_LIMITED",
-        title="Too many requests",
-        detail=f"Rate limit of {limit} requests per {window} s exceeded.",
-        headers=decision.headers(),
-    )
+    detail = f"Rate limit of {limit} requests per {window} s exceeded."
+    response = _problem(scope, 429, "RATE_LIMITED", "Too many requests", detail)
+    response.headers.update(decision.headers())
+    return response
 
 
 def _busy(scope: Scope) -> Any:
-    return problem_response(
-        Request(scope),
-        status=503,
-        code="SERVICE_UNAVAILABLE",
-        title="Server busy",
-        detail="Too many requests in flight; retry shortly.",
-        headers={"Retry-After": "1"},
-    )
+    detail = "Too many requests in flight; retry shortly."
+    return _problem(scope, 503, "SERVICE_UNAVAILABLE", "Server busy", detail, Retry_After="1")
 
 
 def _too_large(scope: Scope, limit: int) -> Any:
-    return problem_response(
-        Request(scope),
-        status=413,
-        code="PAYLOAD_TOO_LARGE",
-        title="Payload too large",
-        detail=f"Request bodies are limited to {limit} bytes.",
-    )
+    detail = f"Request bodies are limited to {limit} bytes."
+    return _problem(scope, 413, "PAYLOAD_TOO_LARGE", "Payload too large", detail)
 
 
 def route_template(scope: Scope) -> str:
