@@ -8,6 +8,7 @@ on a kernel of the test's own event loop, as admin-moderation will call them.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import re
 import uuid
@@ -18,6 +19,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+import redis
 
 from core.testing.services import plain_url
 from tests.music_helpers import ready_track, sql, upload, wav_bytes
@@ -88,6 +90,22 @@ def counters(services: Any, track_id: str) -> tuple[int, int, int, int]:
         track_id,
     )[0]
     return row[0], row[1], row[2], row[3]
+
+
+def track_entry(services: Any, track_id: str) -> dict[bytes, bytes]:
+    """The cached hash of a track (``{}`` when not cached): ``d`` metadata, counters."""
+    key = f"sh:track:{track_id}"
+    cache = redis.Redis.from_url(services.redis_url)
+    return cache.hgetall(key) if cache.type(key) == b"hash" else {}  # type: ignore[return-value]
+
+
+def mark_cached_title(services: Any, track_id: str, title: str) -> None:
+    """Change the title inside the cached metadata only: if a later write evicted the entry,
+    reads would show the database's title again."""
+    key = f"sh:track:{track_id}"
+    cache = redis.Redis.from_url(services.redis_url)
+    meta = json.loads(cache.hget(key, "d"))  # type: ignore[arg-type]
+    cache.hset(key, "d", json.dumps({**meta, "title": title}))
 
 
 def events(services: Any, event_type: str) -> list[dict[str, Any]]:
@@ -173,6 +191,7 @@ async def test_forty_users_like_one_track_at_once(api: Any, soundhive_services: 
     assert all(r.json()["liked"] is True for r in responses)
     assert sorted(r.json()["like_count"] for r in responses)[-1] == 40
     assert counters(soundhive_services, track["id"])[:2] == (40, 40)
+    assert track_entry(soundhive_services, track["id"])[b"like"] == b"40"  # cached all along
     assert api.get(f"{V1}/tracks/{track['id']}").json()["like_count"] == 40
     assert len(events(soundhive_services, "track.liked")) == 40
 
@@ -251,6 +270,127 @@ async def test_likes_lists_show_only_what_the_caller_may_see(
     assert len(api.get(f"{V1}/tracks/{public['id']}/likes", headers=moderator).json()["items"]) == 2
     problem(api.get(f"{V1}/tracks/{own_private['id']}/likes"), 404, "TRACK_NOT_FOUND")
     assert counters(soundhive_services, public["id"])[:2] == (2, 2)
+
+
+def test_counter_changes_keep_the_track_cached_with_exact_counts(
+    api: Any, soundhive_services: Any
+) -> None:
+    """Likes and comments add their delta to the cached track instead of evicting it: reads
+    right after each write show the database's counts while the metadata stays cached."""
+    owner, _ = user(api, "kept-owner")
+    fan, _ = user(api, "kept-fan")
+    track = track_of(api, soundhive_services, owner)  # the detail read cached it
+    tid = track["id"]
+    assert set(track_entry(soundhive_services, tid)) == {b"d", b"like", b"comment", b"play"}
+    mark_cached_title(soundhive_services, tid, "still cached")
+    ttl = redis.Redis.from_url(soundhive_services.redis_url).ttl(f"sh:track:{tid}")
+    like = f"{V1}/tracks/{tid}/like"
+
+    def exact(likes: int, comments: int) -> None:
+        body = api.get(f"{V1}/tracks/{tid}", headers=fan).json()
+        assert body["title"] == "still cached"  # never evicted
+        assert (body["like_count"], body["comment_count"]) == (likes, comments)
+        assert counters(soundhive_services, tid) == (likes, likes, comments, comments)
+
+    assert api.post(like, headers=fan).json() == {"liked": True, "like_count": 1}
+    exact(1, 0)
+    assert api.post(like, headers=fan).json() == {"liked": True, "like_count": 1}  # repeat
+    assert api.post(like, headers=owner).json() == {"liked": True, "like_count": 2}
+    exact(2, 0)
+    parent = comment(api, tid, fan)
+    comment(api, tid, owner, parent_id=parent["id"])
+    exact(2, 2)
+    assert api.delete(f"{V1}/comments/{parent['id']}", headers=fan).status_code == 204
+    exact(2, 0)  # the reply went with its parent: -2 in one delta
+    assert api.delete(like, headers=fan).json() == {"liked": False, "like_count": 1}
+    assert api.delete(like, headers=fan).json() == {"liked": False, "like_count": 1}
+    exact(1, 0)
+    left = redis.Redis.from_url(soundhive_services.redis_url).ttl(f"sh:track:{tid}")
+    assert 0 < left <= ttl  # deltas never extend the entry's life
+
+    # a metadata change still drops the entry; the reload shows the database again
+    assert api.patch(f"{V1}/tracks/{tid}", json={"title": "Edited"}, headers=owner).is_success
+    body = api.get(f"{V1}/tracks/{tid}").json()
+    assert (body["title"], body["like_count"], body["comment_count"]) == ("Edited", 1, 0)
+    assert json.loads(track_entry(soundhive_services, tid)[b"d"])["title"] == "Edited"
+
+
+def test_a_like_without_a_cached_entry_is_read_exactly_later(
+    api: Any, soundhive_services: Any
+) -> None:
+    """A delta finding no entry (or one left by an older version, a plain string) creates or
+    touches nothing; the next read loads and caches the database's counts."""
+    owner, _ = user(api, "cold-owner")
+    fan, _ = user(api, "cold-fan")
+    tid = track_of(api, soundhive_services, owner)["id"]
+    cache = redis.Redis.from_url(soundhive_services.redis_url)
+    key = f"sh:track:{tid}"
+
+    cache.delete(key)
+    assert api.post(f"{V1}/tracks/{tid}/like", headers=fan).json()["like_count"] == 1
+    assert not cache.exists(key)
+    assert api.get(f"{V1}/tracks/{tid}").json()["like_count"] == 1
+    assert track_entry(soundhive_services, tid)[b"like"] == b"1"
+
+    cache.set(key, json.dumps({"id": tid, "title": "old format", "like_count": 7}), ex=300)
+    comment(api, tid, fan)
+    assert cache.type(key) == b"string"  # left alone by the delta
+    body = api.get(f"{V1}/tracks/{tid}").json()
+    assert (body["title"], body["like_count"], body["comment_count"]) == ("Night walk", 1, 1)
+    assert cache.type(key) == b"hash"  # replaced by the reader
+    assert counters(soundhive_services, tid) == (1, 1, 1, 1)
+
+
+async def test_likes_comments_and_plays_at_once_keep_cached_counts_exact(
+    api: Any, soundhive_services: Any
+) -> None:
+    owner, _ = user(api, "mix-owner")
+    tid = track_of(api, soundhive_services, owner)["id"]
+    people = [user(api, f"mix-{i}")[0] for i in range(15)]
+    mark_cached_title(soundhive_services, tid, "still cached")
+    base = f"{V1}/tracks/{tid}"
+    async with httpx.AsyncClient(base_url=str(api.base_url), timeout=60) as client:
+        calls = [client.post(f"{base}/like", headers=h) for h in people]
+        calls += [client.post(f"{base}/comments", json={"body": "hi"}, headers=h) for h in people]
+        calls += [client.post(f"{base}/play", headers=h) for h in people]
+        calls += [client.get(base) for _ in range(15)]
+        responses = await asyncio.gather(*calls)
+        assert {r.status_code for r in responses} <= {200, 201}, [r.text for r in responses]
+        calls = [client.delete(f"{base}/like", headers=h) for h in people[:6]]
+        calls += [client.get(base) for _ in range(6)]
+        assert {r.status_code for r in await asyncio.gather(*calls)} == {200}
+    body = api.get(base).json()
+    assert body["title"] == "still cached"
+    assert counters(soundhive_services, tid) == (9, 9, 15, 15)
+    plays = count(soundhive_services, "SELECT play_count FROM tracks WHERE id = %s", tid)
+    assert (body["like_count"], body["comment_count"], body["play_count"]) == (9, 15, plays)
+    assert plays == 15
+
+
+def test_likes_and_comments_work_and_count_without_redis(
+    api: Any, soundhive_services: Any, make_settings: Any
+) -> None:
+    from core.app import create_app
+    from core.testing.live import LiveServer
+
+    owner, _ = user(api, "nored-like-owner")
+    fan, _ = user(api, "nored-like-fan")
+    tid = track_of(api, soundhive_services, owner)["id"]
+    private = track_of(api, soundhive_services, owner, visibility="private")["id"]
+    with (
+        LiveServer(create_app(make_settings(redis_url="redis://127.0.0.1:1/0"))) as server,
+        httpx.Client(base_url=server.url, timeout=30) as client,
+    ):
+        like = f"{V1}/tracks/{tid}/like"
+        assert client.post(like, headers=fan).json() == {"liked": True, "like_count": 1}
+        assert client.post(like, headers=owner).json() == {"liked": True, "like_count": 2}
+        made = client.post(f"{V1}/tracks/{tid}/comments", json={"body": "hi"}, headers=fan)
+        assert made.status_code == 201, made.text
+        assert client.delete(like, headers=owner).json() == {"liked": False, "like_count": 1}
+        body = client.get(f"{V1}/tracks/{tid}").json()
+        assert (body["like_count"], body["comment_count"]) == (1, 1)
+        problem(client.post(f"{V1}/tracks/{private}/like", headers=fan), 404, "TRACK_NOT_FOUND")
+    assert counters(soundhive_services, tid) == (1, 1, 1, 1)
 
 
 # -- visibility and ownership of every mutating endpoint --------------------------------------

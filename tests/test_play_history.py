@@ -6,6 +6,7 @@ admin-moderation will call it; everything else is plain HTTP.
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -236,8 +237,44 @@ def test_twenty_concurrent_plays_by_twenty_users_count_twenty(
     assert sorted(r.json()["play_count"] for r in responses) == list(range(1, 21))
     assert play_count(soundhive_services, tid) == 20
     assert api.get(f"/api/v1/tracks/{tid}").json()["play_count"] == 20
+    assert redis.Redis.from_url(soundhive_services.redis_url).hget(f"sh:track:{tid}", "play") == (
+        b"20"
+    )  # the entry stayed cached: each play added its 1
     assert len(stored_plays(soundhive_services, tid)) == 20
     assert len(played_events(soundhive_services)) == 20
+
+
+def test_counted_plays_keep_the_track_cached_with_exact_counts(
+    api: Any, soundhive_services: Any
+) -> None:
+    """A counted play adds 1 to the cached track after its commit instead of evicting it: the
+    next play (status, duration) and the next read are served from the cache, exactly."""
+    owner, _ = user(api, "kc-owner")
+    me, _ = user(api, "kc-listener")
+    tid = ready_track(api, soundhive_services, owner)["id"]  # leaves sh:track:<id> cached
+    cache = redis.Redis.from_url(soundhive_services.redis_url)
+    key = f"sh:track:{tid}"
+    meta = json.loads(cache.hget(key, "d"))  # type: ignore[arg-type]
+    cache.hset(key, "d", json.dumps({**meta, "title": "still cached"}))  # gone if evicted
+
+    def shown() -> tuple[str, int]:
+        body = api.get(f"/api/v1/tracks/{tid}").json()
+        return body["title"], body["play_count"]
+
+    assert played(api, tid, me) == {"counted": True, "play_count": 1}
+    assert shown() == ("still cached", 1) and play_count(soundhive_services, tid) == 1
+    assert played(api, tid, me) == {"counted": False, "play_count": 1}  # window: no delta
+    assert played(api, tid, user(api, "kc-other")[0], played_ms=10) == {
+        "counted": False,
+        "play_count": 1,
+    }
+    assert played(api, tid) == {"counted": True, "play_count": 2}  # anonymous
+    assert shown() == ("still cached", 2) and play_count(soundhive_services, tid) == 2
+    assert cache.hget(key, "play") == b"2"
+
+    cache.delete(key)  # a counted play without an entry creates none; the next read loads it
+    assert played(api, tid, user(api, "kc-third")[0])["play_count"] == 3
+    assert shown() == ("Night walk", 3)
 
 
 def test_twenty_concurrent_plays_by_one_user_count_once(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import uuid
+
 import httpx
 import redis
 
@@ -112,6 +115,52 @@ def test_owner_edits_and_cache_invalidation(api, soundhive_services) -> None:
         r = api.patch(f"/api/v1/tracks/{track['id']}", json=bad, headers=owner)
         assert r.status_code == 422 and r.json()["code"] == "VALIDATION_FAILED", bad
     assert api.get(f"/api/v1/tracks/{track['id']}").json()["like_count"] == 0
+
+
+def test_cached_entry_keeps_counters_beside_metadata_and_changes_drop_it(
+    api, soundhive_services
+) -> None:
+    owner = api.auth("hash-owner")
+    track = ready_track(api, soundhive_services, owner, title="Hash")
+    key = f"sh:track:{track['id']}"
+    cache = redis.Redis.from_url(soundhive_services.redis_url)
+    entry = cache.hgetall(key)
+    assert set(entry) == {b"d", b"like", b"comment", b"play"}
+    meta = json.loads(entry[b"d"])
+    assert meta["title"] == "Hash" and not {"like_count", "comment_count", "play_count"} & set(meta)
+    assert 0 < cache.ttl(key) <= 300
+
+    sql(soundhive_services, "UPDATE tracks SET like_count = 3 WHERE id = %s", track["id"])
+    r = api.patch(f"/api/v1/tracks/{track['id']}", json={"title": "Renamed"}, headers=owner)
+    assert r.status_code == 200 and r.json()["like_count"] == 3  # reloaded from the database
+    assert json.loads(cache.hget(key, "d"))["title"] == "Renamed"
+    assert api.delete(f"/api/v1/tracks/{track['id']}", headers=owner).status_code == 204
+    assert not cache.exists(key)
+
+
+async def test_track_cache_seeds_once_bumps_only_cached_entries_and_clamps(
+    api, make_settings
+) -> None:
+    from core.kernel import Kernel
+    from skills.music_streaming_basic import track_cache
+
+    kernel = Kernel(make_settings())
+    try:
+        cache, tid = kernel.cache, uuid.uuid4()
+        await track_cache.bump(cache, tid, likes=1)
+        assert await track_cache.read(cache, tid) is None  # no entry: a delta creates none
+        data = {"id": str(tid), "title": "t", "like_count": 2, "comment_count": 0, "play_count": 5}
+        await track_cache.seed(cache, tid, data)
+        await track_cache.seed(cache, tid, {**data, "title": "late reader", "like_count": 9})
+        await track_cache.bump(cache, tid, likes=1, plays=-1)
+        await track_cache.bump(cache, tid)  # nothing to apply
+        assert await track_cache.read(cache, tid) == {**data, "like_count": 3, "play_count": 4}
+        await track_cache.bump(cache, tid, comments=-2)  # a delta applied twice by the race
+        assert (await track_cache.read(cache, tid))["comment_count"] == 0  # readers clamp
+        await track_cache.drop(cache, tid)
+        assert await track_cache.read(cache, tid) is None
+    finally:
+        await kernel.aclose()
 
 
 def test_others_cannot_edit_or_delete(api, soundhive_services) -> None:

@@ -3,16 +3,30 @@ rules, no transactions. Lists are keyset-paginated on the indexes declared in ``
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Row, and_, delete, func, or_, select, true, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    and_,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    true,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from skills.interaction_like_comment.models import Comment, Like
+from skills.music_streaming_basic import api as tracks
 from skills.music_streaming_basic.api import Track
 from skills.user_profile.api import UserProfile, visible_condition
 
@@ -28,15 +42,34 @@ AnyRow = Row[*tuple[Any, ...]]
 
 
 # -- tracks -------------------------------------------------------------------------------
-async def lock_track(session: AsyncSession, track_id: uuid.UUID) -> AnyRow | None:
-    """The track's owner and duration, locked ``FOR KEY SHARE`` so it cannot be deleted before
-    the commit (the same lock the foreign key takes; counter updates do not wait on it)."""
-    query = (
-        select(T.owner_id, T.duration_ms)
-        .where(T.id == track_id)
-        .with_for_update(read=True, key_share=True)
+@functools.cache
+def _lock_statement(moderator: bool, signed_in: bool) -> Any:
+    """Built once per kind of viewer (building it per request costs more CPU than running it);
+    parameters ``track_id`` and, for a signed-in viewer, ``viewer_id``."""
+    return (
+        select(T.owner_id, T.duration_ms, T.like_count)
+        .join(UserProfile, P.id == T.owner_id)
+        .where(
+            T.id == bindparam("track_id"),
+            tracks.viewable_condition_param(moderator=moderator, signed_in=signed_in),
+        )
+        .with_for_update(read=True, key_share=True, of=Track.__table__)  # type: ignore[attr-defined]
     )
-    return (await session.execute(query)).first()
+
+
+async def lock_track(
+    session: AsyncSession, track_id: uuid.UUID, viewer_id: uuid.UUID | None, moderator: bool
+) -> AnyRow | None:
+    """``(owner_id, duration_ms, like_count)`` of the track if the viewer may see it
+    (music-streaming-basic's rule, on the track and its owner's profile), locked ``FOR KEY
+    SHARE OF tracks`` so it cannot be deleted before the commit (the lock the foreign key
+    takes; counter updates do not wait on it). Visibility and lock in one round trip, inside
+    the write's transaction."""
+    params: dict[str, Any] = {"track_id": track_id}
+    if viewer_id is not None:
+        params["viewer_id"] = viewer_id
+    statement = _lock_statement(moderator, viewer_id is not None)
+    return (await session.execute(statement, params)).first()
 
 
 async def track_counts(session: AsyncSession, track_id: uuid.UUID) -> AnyRow | None:
@@ -60,28 +93,33 @@ def viewable_track(viewer_id: uuid.UUID | None, moderator: bool) -> ColumnElemen
 
 
 # -- likes --------------------------------------------------------------------------------
+_INSERT_LIKE = (
+    insert(Like.__table__)  # type: ignore[attr-defined]
+    .values(id=bindparam("like_id"), track_id=bindparam("track_id"), user_id=bindparam("user_id"))
+    .on_conflict_do_nothing(constraint="uq_likes_track_user")
+    .returning(L.id)
+)
+_DELETE_LIKE = (
+    delete(Like.__table__)  # type: ignore[attr-defined]
+    .where(L.track_id == bindparam("track_id"), L.user_id == bindparam("user_id"))
+    .returning(L.id)
+)
+"""Built once: the like endpoints' hot statements (construction costs more than execution)."""
+
+
 async def insert_like(
     session: AsyncSession, track_id: uuid.UUID, user_id: uuid.UUID
 ) -> uuid.UUID | None:
     """``INSERT … ON CONFLICT DO NOTHING``: the new row's id, ``None`` if already liked."""
-    stmt = (
-        insert(Like.__table__)  # type: ignore[attr-defined]
-        .values(id=uuid.uuid4(), track_id=track_id, user_id=user_id)
-        .on_conflict_do_nothing(constraint="uq_likes_track_user")
-        .returning(L.id)
-    )
-    return (await session.execute(stmt)).scalar_one_or_none()
+    params = {"like_id": uuid.uuid4(), "track_id": track_id, "user_id": user_id}
+    return (await session.execute(_INSERT_LIKE, params)).scalar_one_or_none()
 
 
 async def delete_like(
     session: AsyncSession, track_id: uuid.UUID, user_id: uuid.UUID
 ) -> uuid.UUID | None:
-    stmt = (
-        delete(Like.__table__)  # type: ignore[attr-defined]
-        .where(L.track_id == track_id, L.user_id == user_id)
-        .returning(L.id)
-    )
-    return (await session.execute(stmt)).scalar_one_or_none()
+    params = {"track_id": track_id, "user_id": user_id}
+    return (await session.execute(_DELETE_LIKE, params)).scalar_one_or_none()
 
 
 async def is_liked(session: AsyncSession, track_id: uuid.UUID, user_id: uuid.UUID) -> bool:

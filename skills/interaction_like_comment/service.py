@@ -3,8 +3,10 @@
 Counters stay exact because they move only with a row that really changed: like is
 ``INSERT … ON CONFLICT DO NOTHING RETURNING`` and adds 1 only if a row came back, unlike is
 ``DELETE … RETURNING``; a comment's deletion subtracts exactly the rows its ``DELETE``
-returned. The track row is locked ``FOR KEY SHARE`` first, so it cannot vanish mid-way (a 404,
-never a foreign-key 500), while the counter ``UPDATE`` itself serialises concurrent writers.
+returned. The track row is locked ``FOR KEY SHARE`` first, by the statement that also checks
+the viewer may see it, so it cannot vanish mid-way (a 404, never a foreign-key 500), while the
+counter ``UPDATE`` itself serialises concurrent writers. After the commit the same deltas go
+to the cached track (``counters_changed``), which keeps its metadata.
 """
 
 from __future__ import annotations
@@ -49,20 +51,28 @@ def invalid_cursor() -> ValidationFailed:
 async def set_like(
     kernel: Kernel, session: AsyncSession, track_id: uuid.UUID, viewer: Viewer, liked: bool
 ) -> LikeState:
-    """Like (or unlike) a track the viewer can see; repeats change nothing and answer the same."""
+    """Like (or unlike) a track the viewer can see; repeats change nothing and answer the same.
+
+    Visibility is checked by the statement that locks the track, and the new count comes back
+    from the counter's ``UPDATE … RETURNING`` (or from the locked row when nothing changed):
+    no cache read before, no count read after. The cached track keeps its metadata; only the
+    delta is applied to it after the commit."""
     assert viewer.profile_id is not None
-    await tracks.visible_track(kernel, session, track_id, viewer)
-    changed = False
+    delta = 1 if liked else -1
     async with session.begin():
-        track = await repo.lock_track(session, track_id)
+        track = await repo.lock_track(session, track_id, viewer.profile_id, viewer.is_moderator)
         if track is None:
             raise tracks.track_not_found()
         if liked:
             changed = await repo.insert_like(session, track_id, viewer.profile_id) is not None
         else:
             changed = await repo.delete_like(session, track_id, viewer.profile_id) is not None
+        like_count = track.like_count
         if changed:
-            await tracks.adjust_track_counters(session, track_id, likes=1 if liked else -1)
+            counts = await tracks.adjust_track_counters(session, track_id, likes=delta)
+            if counts is None:  # cannot happen under our key-share lock; never a 500
+                raise tracks.track_not_found()
+            like_count = counts.like_count
             emit(
                 session,
                 "track.liked" if liked else "track.unliked",
@@ -72,10 +82,9 @@ async def set_like(
                     "owner_id": str(track.owner_id),
                 },
             )
-        counts = await repo.track_counts(session, track_id)
     if changed:
-        await tracks.invalidate_track(kernel, track_id)
-    return LikeState(liked=liked, like_count=counts.like_count if counts else 0)
+        await tracks.counters_changed(kernel, track_id, likes=delta)
+    return LikeState(liked=liked, like_count=like_count)
 
 
 async def like_state(
@@ -215,9 +224,8 @@ async def create_comment(
 ) -> CommentRead:
     """Comment on (or reply in) a track the viewer can see; ``comment_count`` +1."""
     assert viewer.profile_id is not None
-    await tracks.visible_track(kernel, session, track_id, viewer)
     async with session.begin():
-        track = await repo.lock_track(session, track_id)
+        track = await repo.lock_track(session, track_id, viewer.profile_id, viewer.is_moderator)
         if track is None:
             raise tracks.track_not_found()
         _check_position(data.position_ms, track.duration_ms)
@@ -252,7 +260,7 @@ async def create_comment(
         row = await repo.comment_with_author(
             session, comment.id, viewer.profile_id, viewer.is_moderator
         )
-    await tracks.invalidate_track(kernel, track_id)
+    await tracks.counters_changed(kernel, track_id, comments=+1)
     assert row is not None
     return comment_read(*row)
 
@@ -323,7 +331,7 @@ async def remove_comment(
                 "removed": len(removed),
             },
         )
-    await tracks.invalidate_track(kernel, comment.track_id)
+    await tracks.counters_changed(kernel, comment.track_id, comments=-len(removed))
     return len(removed)
 
 

@@ -30,7 +30,14 @@ def register_routers(kernel: Any) -> list[Any]:
 
 @hookimpl
 def register_cache_keys() -> list[CacheKey]:
-    return [CacheKey("track", 300, "track metadata by id (no URLs), invalidated on change")]
+    return [
+        CacheKey(
+            "track",
+            300,
+            "track by id: hash of metadata JSON (no URLs; dropped on change) and counters "
+            "(HINCRBY after each like/comment/play commit)",
+        )
+    ]
 
 
 @hookimpl

@@ -2,19 +2,46 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, and_, delete, func, or_, select, true, tuple_, update
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Integer,
+    Row,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    or_,
+    select,
+    true,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from skills.music_streaming_basic.models import Tag, Track, TrackTag
 from skills.user_profile.api import UserProfile, visible_condition
 
 T = Track.__table__.c  # type: ignore[attr-defined]
+TG = Tag.__table__.c  # type: ignore[attr-defined]
+TT = TrackTag.__table__.c  # type: ignore[attr-defined]
+P = UserProfile.__table__.c  # type: ignore[attr-defined]
+
+
+class TrackCounts(NamedTuple):
+    """A track's counters as a statement left them."""
+
+    like_count: int
+    comment_count: int
+    play_count: int
 
 
 async def get(session: AsyncSession, track_id: uuid.UUID, *, lock: bool = False) -> Track | None:
@@ -22,6 +49,30 @@ async def get(session: AsyncSession, track_id: uuid.UUID, *, lock: bool = False)
     if lock:
         query = query.with_for_update()
     return (await session.scalars(query)).first()
+
+
+@functools.cache
+def _load_statement() -> Any:
+    """Built once (building it per call costs more CPU than executing it): the row's columns,
+    ``tags`` (names in order, NULL for none) and ``owner_visible``."""
+    tags = (
+        select(func.array_agg(aggregate_order_by(TG.name, TT.position)))
+        .select_from(TrackTag.__table__.join(Tag.__table__, TG.id == TT.tag_id))  # type: ignore[attr-defined]
+        .where(TT.track_id == T.id)
+        .scalar_subquery()
+    )
+    owner_ok = exists().where(P.id == T.owner_id, visible_condition())
+    return select(
+        *Track.__table__.columns,  # type: ignore[attr-defined]
+        tags.label("tags"),
+        owner_ok.label("owner_visible"),
+    ).where(T.id == bindparam("track_id"))
+
+
+async def get_for_cache(db: AsyncSession | AsyncConnection, track_id: uuid.UUID) -> Row[Any] | None:
+    """The row's columns with its ``tags`` and ``owner_visible`` in one statement (a cache
+    miss then costs one round trip instead of three); a session or an autocommit connection."""
+    return (await db.execute(_load_statement(), {"track_id": track_id})).first()
 
 
 async def owner_visible(session: AsyncSession, owner_id: uuid.UUID) -> bool:
@@ -81,8 +132,11 @@ def listable() -> ColumnElement[bool]:
     )
 
 
-def viewable(profile_id: uuid.UUID | None, is_moderator: bool) -> ColumnElement[bool]:
-    """SQL twin of ``service.can_view``: what one viewer may open (join ``UserProfile`` first)."""
+def viewable(
+    profile_id: uuid.UUID | BindParameter[Any] | None, is_moderator: bool
+) -> ColumnElement[bool]:
+    """SQL twin of ``service.can_view``: what one viewer may open (join ``UserProfile`` first).
+    ``profile_id`` may be a bind parameter, for statements built once."""
     if is_moderator:
         return true()
     others = and_(
@@ -112,16 +166,41 @@ async def list_by_owner(
     return list((await session.scalars(query)).all())
 
 
-async def adjust_counters(session: AsyncSession, track_id: uuid.UUID, **deltas: int) -> bool:
-    values: dict[str, Any] = {
-        f"{name}_count": func.greatest(getattr(T, f"{name}_count") + delta, 0)
-        for name, delta in deltas.items()
-        if delta
+COUNTERS = ("like", "comment", "play")
+_COUNT_COLUMNS = (T.like_count, T.comment_count, T.play_count)
+
+
+@functools.cache
+def _adjust_statement(names: tuple[str, ...]) -> Any:
+    """``UPDATE … RETURNING`` the counters, adding ``:delta_<name>`` (never below 0) to each
+    named one; ``SELECT`` them when none is named. Built once per combination of counters."""
+    if not names:
+        return select(*_COUNT_COLUMNS).where(T.id == bindparam("track_id"))
+    values = {
+        f"{name}_count": func.greatest(
+            getattr(T, f"{name}_count") + bindparam(f"delta_{name}", type_=Integer), 0
+        )
+        for name in names
     }
-    if not values:
-        return True
-    result = await session.execute(update(Track).where(T.id == track_id).values(**values))
-    return bool(getattr(result, "rowcount", 0))
+    return (
+        update(Track.__table__)  # type: ignore[attr-defined]
+        .where(T.id == bindparam("track_id"))
+        .values(values)
+        .returning(*_COUNT_COLUMNS)
+    )
+
+
+async def adjust_counters(
+    session: AsyncSession, track_id: uuid.UUID, **deltas: int
+) -> TrackCounts | None:
+    """Add the deltas (never below 0) in one ``UPDATE … RETURNING``: the counters after it,
+    so callers need no second SELECT; None if the track is gone. Without any delta it only
+    reads them."""
+    names = tuple(name for name in COUNTERS if deltas.get(name))
+    params: dict[str, Any] = {"track_id": track_id}
+    params.update((f"delta_{name}", deltas[name]) for name in names)
+    row = (await session.execute(_adjust_statement(names), params)).first()
+    return None if row is None else TrackCounts(*row)
 
 
 async def delete_track(session: AsyncSession, track_id: uuid.UUID) -> None:

@@ -13,13 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.errors import Forbidden, NotFound
 from core.events import emit
 from skills.music_streaming_basic import repository as repo
+from skills.music_streaming_basic import track_cache
 from skills.music_streaming_basic.schemas import TrackDetail, TrackRead, TrackUpdate, track_data
 from skills.user_profile import api as profiles
 
 if TYPE_CHECKING:
     from core.kernel import Kernel
 
-CACHE = "track"
 STREAM_URL_SECONDS = 900
 log = logging.getLogger("soundhive.tracks")
 
@@ -53,22 +53,23 @@ def can_view(data: dict[str, Any], viewer: Viewer) -> bool:
 
 
 async def load(kernel: Kernel, session: AsyncSession, track_id: uuid.UUID) -> dict[str, Any] | None:
-    """The cached JSON form of a track (plus ``owner_visible``), or None."""
-
-    async def from_db() -> dict[str, Any] | None:
-        row = await repo.get(session, track_id)
-        if row is None:
-            return None
-        tags = (await repo.tags_for(session, [row.id]))[row.id]
-        data = track_data(row, tags)
-        data["owner_visible"] = await repo.owner_visible(session, row.owner_id)
-        return data
-
-    was_in_transaction = session.in_transaction()
-    result: dict[str, Any] | None = await kernel.cache.get_or_set(CACHE, str(track_id), from_db)
-    if not was_in_transaction and session.in_transaction():
-        await session.commit()  # end the read-only transaction the loader autobegan, only that
-    return result
+    """The cached JSON form of a track (plus ``owner_visible``) with its current counters, or
+    None. A miss reads the row in one statement (in the session's transaction if one is open,
+    else in autocommit: no BEGIN/COMMIT round trips) and seeds the cache (``track_cache``)."""
+    cached = await track_cache.read(kernel.cache, track_id)
+    if cached is not None:
+        return cached
+    if session.in_transaction():
+        row = await repo.get_for_cache(session, track_id)
+    else:
+        async with kernel.db.autocommit() as conn:
+            row = await repo.get_for_cache(conn, track_id)
+    if row is None:
+        return None  # not cached: a missing row is looked up again
+    data = track_data(row, list(row.tags or []))
+    data["owner_visible"] = bool(row.owner_visible)
+    await track_cache.seed(kernel.cache, track_id, data)
+    return data
 
 
 async def visible(
@@ -206,7 +207,17 @@ async def reads(kernel: Kernel, session: AsyncSession, rows: list[Any]) -> list[
 
 
 async def invalidate(kernel: Kernel, *track_ids: uuid.UUID) -> None:
-    await kernel.cache.invalidate(CACHE, *(str(t) for t in track_ids))
+    """After a metadata, visibility or status change commits: drop the cached entries."""
+    await track_cache.drop(kernel.cache, *track_ids)
+
+
+async def counters_changed(
+    kernel: Kernel, track_id: uuid.UUID, *, likes: int = 0, comments: int = 0, plays: int = 0
+) -> None:
+    """After a counter change commits: apply the same deltas to the cached entry, which keeps
+    its metadata (counter changes are the frequent writes; evicting on each made the next
+    read or write reload the track)."""
+    await track_cache.bump(kernel.cache, track_id, likes=likes, comments=comments, plays=plays)
 
 
 async def invalidate_owner(kernel: Kernel, session: AsyncSession, owner_id: uuid.UUID) -> None:

@@ -6,7 +6,18 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, insert, or_, select, true, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    true,
+    tuple_,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from skills.music_streaming_basic.api import Track
@@ -17,6 +28,17 @@ P = PlayHistory.__table__.c  # type: ignore[attr-defined]
 T = Track.__table__.c  # type: ignore[attr-defined]
 
 
+_INSERT_PLAY = insert(PlayHistory.__table__).values(  # type: ignore[attr-defined]
+    user_id=bindparam("user_id"),
+    track_id=bindparam("track_id"),
+    played_ms=bindparam("played_ms"),
+    counted=bindparam("counted"),
+)
+_PLAY_COUNT = select(T.play_count).where(T.id == bindparam("track_id"))
+_PLAY_COUNT_HELD = _PLAY_COUNT.with_for_update(read=True, key_share=True)
+"""Built once: a play's hot statements (construction costs more than execution)."""
+
+
 async def insert_play(
     session: AsyncSession,
     *,
@@ -25,20 +47,15 @@ async def insert_play(
     played_ms: int | None,
     counted: bool,
 ) -> None:
-    await session.execute(
-        insert(PlayHistory).values(
-            user_id=user_id, track_id=track_id, played_ms=played_ms, counted=counted
-        )
-    )
+    params = {"user_id": user_id, "track_id": track_id, "played_ms": played_ms, "counted": counted}
+    await session.execute(_INSERT_PLAY, params)
 
 
 async def play_count(session: AsyncSession, track_id: uuid.UUID, *, hold: bool) -> int | None:
     """The track's ``play_count`` (None if gone). ``hold`` takes FOR KEY SHARE, so the track
     cannot be deleted before our row referencing it commits (and cascades with it)."""
-    query = select(T.play_count).where(T.id == track_id)
-    if hold:
-        query = query.with_for_update(read=True, key_share=True)
-    value = await session.scalar(query)
+    query = _PLAY_COUNT_HELD if hold else _PLAY_COUNT
+    value = await session.scalar(query, {"track_id": track_id})
     return None if value is None else int(value)
 
 

@@ -78,6 +78,10 @@ async def record_play(
     With Redis down, a signed-in listener's window is checked on their history rows under an
     advisory lock (exact, just slower); an anonymous play does not count then, because
     nothing else would stop a script from inflating counts during the outage.
+
+    Status and duration come from the cached track (counted plays no longer evict it: they
+    add their delta to it after the commit), so a play is one Redis read, the window claim,
+    and a transaction of UPDATE … RETURNING, the history row and the event.
     """
     data = await tracks.visible_track(kernel, session, track_id, listener.viewer)
     if data["status"] != "ready":
@@ -112,19 +116,23 @@ async def record_play(
             await kernel.cache.invalidate(WINDOW_NAMESPACE, listener.window_key(track_id))
         raise
     if counted:
-        await tracks.invalidate_track(kernel, track_id)
+        await tracks.counters_changed(kernel, track_id, plays=+1)
     return PlayResult(counted=counted, play_count=play_count)
 
 
 async def _count(session: AsyncSession, track_id: uuid.UUID, *, counted: bool, hold: bool) -> int:
     """Add the play (row-locked, atomic) when it counts; the current count either way.
 
-    A counted play's UPDATE already locks the row; an uncounted one that is stored holds a
-    key-share lock, so a concurrent deletion waits and then cascades to our row.
+    A counted play's UPDATE already locks the row and returns the new count; an uncounted one
+    that is stored holds a key-share lock, so a concurrent deletion waits and then cascades to
+    our row.
     """
-    if counted and not await tracks.adjust_track_counters(session, track_id, plays=+1):
-        raise tracks.track_not_found()
-    value = await repo.play_count(session, track_id, hold=hold and not counted)
+    if counted:
+        counts = await tracks.adjust_track_counters(session, track_id, plays=+1)
+        if counts is None:
+            raise tracks.track_not_found()
+        return counts.play_count
+    value = await repo.play_count(session, track_id, hold=hold)
     if value is None:
         raise tracks.track_not_found()
     return value
