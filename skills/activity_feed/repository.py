@@ -17,39 +17,18 @@ from datetime import datetime
 from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import Integer, Row, Select, bindparam, func, select, true, tuple_
-from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy import Integer, Row, Select, bindparam, select, true, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from skills.music_streaming_basic.api import Tag, Track, TrackRead, TrackTag, listable_condition
+from skills.music_streaming_basic.api import Track, list_item_columns, listable_condition
 from skills.user_follow_system.api import followee_ids_query
 from skills.user_profile.api import UserProfile
 
 T = Track.__table__.c  # type: ignore[attr-defined]
 P = UserProfile.__table__  # type: ignore[attr-defined]
-TRACK_TAGS = TrackTag.__table__  # type: ignore[attr-defined]
-TAGS = Tag.__table__  # type: ignore[attr-defined]
 
 Position = tuple[datetime, uuid.UUID]
 """A keyset position: ``(tracks.created_at, tracks.id)`` of the last item already seen."""
-
-COMPUTED = ("tags", "hidden", "cover_url")
-"""``TrackRead`` fields that are not a ``tracks`` column of the same name."""
-
-
-def item_columns() -> list[Any]:
-    """The columns of a list item, labelled as ``TrackRead`` names its fields: every field
-    that is a column of the same name, ``hidden``, ``cover_key`` (the service signs it into
-    ``cover_url``) and ``tags`` (in the owner's order, aggregated here so a page is one
-    statement). Derived from ``TrackRead`` so a new column field cannot be forgotten."""
-    tags = (
-        select(func.array_agg(aggregate_order_by(TAGS.c.name, TRACK_TAGS.c.position)))
-        .select_from(TRACK_TAGS.join(TAGS, TAGS.c.id == TRACK_TAGS.c.tag_id))
-        .where(TRACK_TAGS.c.track_id == T.id)
-        .scalar_subquery()
-    )
-    plain = [T[name] for name in TrackRead.model_fields if name not in COMPUTED]
-    return [*plain, T.is_hidden.label("hidden"), T.cover_key, tags.label("tags")]
 
 
 def _newest(after: bool, limit: Any, name: str) -> Any:
@@ -109,11 +88,11 @@ def page_keys(*, after: bool) -> Select[Any]:
 
 @cache
 def page_query(*, after: bool) -> Select[Any]:
-    """The list-item columns (:func:`item_columns`) for :func:`page_keys`, in feed order.
+    """The list-item columns (:func:`list_item_columns`) for :func:`page_keys`, in feed order.
     Built once per shape and reused: only the parameters change between requests."""
     keys = page_keys(after=after).subquery("page")
     return (
-        select(*item_columns())
+        select(*list_item_columns())
         .join(keys, keys.c.id == T.id)
         .order_by(keys.c.created_at.desc(), keys.c.id.desc())
     )
@@ -127,7 +106,7 @@ async def page(
     limit: int,
 ) -> list[Row[Any]]:
     """The next ``limit`` listable tracks of the accounts ``follower_id`` follows, as
-    :func:`item_columns` rows."""
+    :func:`list_item_columns` rows."""
     params: dict[str, Any] = {"follower": follower_id, "limit": limit}
     if after is not None:
         params["after_created"], params["after_id"] = after

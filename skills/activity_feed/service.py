@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
-
-from sqlalchemy import Row
 
 from core.errors import ValidationFailed
 from core.pagination import decode_cursor, encode_cursor
 from skills.activity_feed import repository as repo
+from skills.music_streaming_basic.api import list_items
 
 if TYPE_CHECKING:
     from core.kernel import Kernel
-
-COVER_URL_SECONDS = 900
-"""Lifetime of an item's signed ``cover_url``, as music-streaming-basic signs its own lists."""
 
 
 def decode(cursor: str | None) -> repo.Position | None:
@@ -35,27 +30,6 @@ def decode(cursor: str | None) -> repo.Position | None:
 
 def encode(position: repo.Position) -> str:
     return encode_cursor([position[0].isoformat(), str(position[1])])
-
-
-async def list_items(kernel: Kernel, rows: Sequence[Row[Any]]) -> list[dict[str, Any]]:
-    """``TrackRead``-shaped dicts for :func:`repo.item_columns` rows: a signed, short-lived
-    cover URL (never stored) and ``[]`` for a track without tags. The router's response model
-    validates them once; building models here too would validate every item twice."""
-    storage = kernel.storage
-    fields = rows[0]._fields if rows else ()
-    items = []
-    for row in rows:
-        item = dict(zip(fields, row, strict=True))  # a third of what Row._asdict() costs
-        cover_key = item.pop("cover_key")
-        item["cover_url"] = (
-            await storage.presign_get(cover_key, expires_in=COVER_URL_SECONDS)
-            if cover_key
-            else None
-        )
-        if item["tags"] is None:
-            item["tags"] = []
-        items.append(item)
-    return items
 
 
 async def home_feed(

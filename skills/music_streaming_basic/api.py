@@ -9,11 +9,12 @@ banned owners' tracks never leak into another skill's lists. Writes take *your* 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import ColumnElement, bindparam
+from sqlalchemy import ColumnElement, Row, bindparam
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.auth import MaybePrincipal
@@ -64,6 +65,8 @@ __all__ = [
     "current_viewer",
     "invalidate_owner_tracks",
     "invalidate_track",
+    "list_item_columns",
+    "list_items",
     "listable_condition",
     "mark_failed",
     "mark_ready",
@@ -90,6 +93,17 @@ async def current_viewer(
 
 
 TrackViewer = Annotated[Viewer, Depends(current_viewer)]
+
+
+def list_item_columns() -> list[Any]:
+    """Columns for one-statement list pages (feeds, search): select them, then render the rows
+    with :func:`list_items` — the same fields as ``TrackRead`` without ORM instances."""
+    return _repo.list_item_columns()
+
+
+async def list_items(kernel: Kernel, rows: Sequence[Row[Any]]) -> list[dict[str, Any]]:
+    """``TrackRead``-shaped dicts (cover URL signed) for rows of :func:`list_item_columns`."""
+    return await _service.list_items(kernel, rows)
 
 
 def listable_condition() -> ColumnElement[bool]:

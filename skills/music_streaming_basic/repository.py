@@ -28,9 +28,31 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from skills.music_streaming_basic.models import Tag, Track, TrackTag
+from skills.music_streaming_basic.schemas import TrackRead
 from skills.user_profile.api import UserProfile, visible_condition
 
 T = Track.__table__.c  # type: ignore[attr-defined]
+_COMPUTED = ("tags", "hidden", "cover_url")
+"""``TrackRead`` fields that are not a ``tracks`` column of the same name."""
+
+
+def list_item_columns() -> list[Any]:
+    """The columns of a list item, labelled as ``TrackRead`` names its fields: every field
+    that is a column of the same name, ``hidden``, ``cover_key`` (signed into ``cover_url`` by
+    :func:`skills.music_streaming_basic.service.list_items`) and ``tags`` (in the owner's
+    order, aggregated here so a page is one statement). Derived from ``TrackRead`` so a new
+    column field cannot be forgotten."""
+    track_tags, tags_table = TrackTag.__table__, Tag.__table__  # type: ignore[attr-defined]
+    tags = (
+        select(func.array_agg(aggregate_order_by(tags_table.c.name, track_tags.c.position)))
+        .select_from(track_tags.join(tags_table, tags_table.c.id == track_tags.c.tag_id))
+        .where(track_tags.c.track_id == T.id)
+        .scalar_subquery()
+    )
+    plain = [T[name] for name in TrackRead.model_fields if name not in _COMPUTED]
+    return [*plain, T.is_hidden.label("hidden"), T.cover_key, tags.label("tags")]
+
+
 TG = Tag.__table__.c  # type: ignore[attr-defined]
 TT = TrackTag.__table__.c  # type: ignore[attr-defined]
 P = UserProfile.__table__.c  # type: ignore[attr-defined]

@@ -13,9 +13,8 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from skills.music_streaming_basic.api import TrackRead
+from skills.music_streaming_basic.api import TrackRead, list_items
 from skills.tag_search_discovery import repository as _repo
-from skills.tag_search_discovery import service as _service
 
 if TYPE_CHECKING:
     from core.kernel import Kernel
@@ -37,4 +36,4 @@ async def listable_reads(
     """Tracks anyone may list among ``ids``, in the given order (one statement, tags
     included, on your session)."""
     rows = await _repo.listable_by_ids(session, ids)
-    return [TrackRead.model_validate(item) for item in await _service.list_items(kernel, rows)]
+    return [TrackRead.model_validate(item) for item in await list_items(kernel, rows)]

@@ -29,14 +29,14 @@ from sqlalchemy import (
     select,
     tuple_,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, REAL, aggregate_order_by
+from sqlalchemy.dialects.postgresql import ARRAY, REAL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from skills.music_streaming_basic.api import (
     Tag,
     Track,
-    TrackRead,
     TrackTag,
+    list_item_columns,
     listable_condition,
 )
 from skills.tag_search_discovery import textnorm
@@ -64,30 +64,11 @@ class Criteria:
     bpm_max: float | None = None
 
 
-COMPUTED = ("tags", "hidden", "cover_url")
-"""``TrackRead`` fields that are not a ``tracks`` column of the same name."""
-
-
-def item_columns() -> list[Any]:
-    """The columns of a list item, labelled as ``TrackRead`` names its fields: every field
-    that is a column of the same name, ``hidden``, ``cover_key`` (the service signs it into
-    ``cover_url``) and ``tags`` (in the owner's order, aggregated here so a page is one
-    statement). Derived from ``TrackRead`` so a new column field cannot be forgotten."""
-    tags = (
-        select(func.array_agg(aggregate_order_by(TAGS.c.name, TRACK_TAGS.c.position)))
-        .select_from(TRACK_TAGS.join(TAGS, TAGS.c.id == TRACK_TAGS.c.tag_id))
-        .where(TRACK_TAGS.c.track_id == T.id)
-        .scalar_subquery()
-    )
-    plain = [T[name] for name in TrackRead.model_fields if name not in COMPUTED]
-    return [*plain, T.is_hidden.label("hidden"), T.cover_key, tags.label("tags")]
-
-
 def listable_tracks() -> Select[Any]:
-    """List items (:func:`item_columns`, plus ``trending_score`` for cursors) of listable
+    """List items (:func:`list_item_columns`, plus ``trending_score`` for cursors) of listable
     tracks: plain rows, not ORM entities, which cost more to load than to fetch."""
     return (
-        select(*item_columns(), T.trending_score)
+        select(*list_item_columns(), T.trending_score)
         .join(PROFILES, PROFILES.c.id == T.owner_id)
         .where(listable_condition())
     )

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import NotFound, ValidationFailed
 from core.pagination import Page, decode_cursor, encode_cursor
-from skills.music_streaming_basic.api import normalize_tags
+from skills.music_streaming_basic.api import list_items, normalize_tags
 from skills.tag_search_discovery import repository as repo
 from skills.tag_search_discovery import textnorm
 from skills.tag_search_discovery.repository import Criteria
@@ -31,8 +31,6 @@ TAGS_CACHE = "tags"
 SEARCH_CACHE = "search"  # TTL 30 s (declared in the manifest hooks)
 TOP_TAGS = 500  # the cached head of the tag list; nobody pages further
 RELEVANCE_ROUNDS = 4  # widening windows before a page is returned short (with a cursor)
-COVER_URL_SECONDS = 900
-"""Lifetime of an item's signed ``cover_url``, as music-streaming-basic signs its own lists."""
 
 
 @asynccontextmanager
@@ -55,28 +53,6 @@ async def listable_rows(
         return await repo.listable_by_ids(session, ids)
     async with kernel.db.autocommit() as conn:
         return await repo.listable_by_ids(conn, ids)
-
-
-async def list_items(kernel: Kernel, rows: Sequence[Row[Any]]) -> list[dict[str, Any]]:
-    """``TrackRead``-shaped dicts for :func:`repo.listable_tracks` rows: a signed, short-lived
-    cover URL (never cached) and ``[]`` for a track without tags. Routers validate them once
-    through their response model; building models here too would validate every item twice."""
-    storage = kernel.storage
-    fields = rows[0]._fields if rows else ()
-    items = []
-    for row in rows:
-        item = dict(zip(fields, row, strict=True))  # a third of what Row._asdict() costs
-        del item["trending_score"]  # for cursors only
-        cover_key = item.pop("cover_key")
-        item["cover_url"] = (
-            await storage.presign_get(cover_key, expires_in=COVER_URL_SECONDS)
-            if cover_key
-            else None
-        )
-        if item["tags"] is None:
-            item["tags"] = []
-        items.append(item)
-    return items
 
 
 def criteria(
