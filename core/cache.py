@@ -104,13 +104,26 @@ class Cache:
         metrics.CACHE_REQUESTS.labels(namespace, "hit" if raw is not None else "miss").inc()
         return None if raw is None else json.loads(raw)
 
-    async def set(self, namespace: str, suffix: str, value: Any, ttl: int | None = None) -> None:
+    async def set(
+        self,
+        namespace: str,
+        suffix: str,
+        value: Any,
+        ttl: int | None = None,
+        *,
+        only_if_absent: bool = False,
+    ) -> None:
+        """Store a JSON value. ``only_if_absent`` (``SET NX``) lets a writer block re-caching
+        for a while with a tombstone (see user-profile's account cache)."""
         key = self.key(namespace, suffix)
         if not self.usable:
             return
         try:
             await self.client.set(  # type: ignore[union-attr]
-                key, json.dumps(value, default=str), ex=ttl or self.ttl(namespace)
+                key,
+                json.dumps(value, default=str),
+                ex=ttl or self.ttl(namespace),
+                nx=only_if_absent,
             )
         except (RedisError, OSError) as exc:
             self._failed(exc)

@@ -44,6 +44,6 @@ def register_cache_keys() -> list[CacheKey]:
             "user-profile",
             600,
             "public profile by id (id:<uuid>), handle → id (handle:<handle>), the caller's "
-            "account (acct:<uuid>, 60 s) and sub → id (sub:<sub>, 1 day)",
+            "account (acct:<uuid>, 5 min; 10 s tombstone) and sub → id (sub:<sub>, 1 day)",
         )
     ]

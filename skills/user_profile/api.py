@@ -74,8 +74,8 @@ async def current_user(
     """The caller's profile, created on first use; 401 without a token, 403
     ``ACCOUNT_DELETED`` for a deleted account. Banned accounts pass (they may still read).
 
-    An :class:`Account` (a read-only snapshot, usually from the cache; up to a minute old
-    only if an invalidation was lost). It leaves no transaction open on the request's
+    An :class:`Account` (a read-only snapshot, usually from the cache, which every change
+    invalidates after its commit). It leaves no transaction open on the request's
     session, so your service can ``async with session.begin()`` afterwards.
     """
     profile = await _service.current_account(kernel, session, principal)

@@ -39,9 +39,13 @@ DIRTY = "user_profile.dirty"
 R = TypeVar("R")
 
 
-ACCOUNT_TTL_SECONDS = 60
-"""The caller's own row (ban and delete state included) is cached this long at most; every
-change invalidates it after commit, the TTL only bounds the cache-aside race."""
+ACCOUNT_TTL_SECONDS = 300
+"""The caller's own row (ban and delete state included) is cached this long at most."""
+TOMBSTONE_SECONDS = 10
+"""After a change commits, ``acct:<id>`` holds a tombstone this long instead of being deleted,
+and readers cache a row only where nothing is (``SET NX``): a reader that loaded the row just
+before a ban committed cannot put the unbanned row back."""
+TOMBSTONE: dict[str, Any] = {"changed": True}
 SUB_IDS_MAX = 50_000
 
 
@@ -156,13 +160,17 @@ async def current_account(kernel: Kernel, session: AsyncSession, principal: Prin
     if user_id is None and len(principal.sub) <= SUB_MAX:  # new to this process: ask Redis
         mapped = await kernel.cache.get(NAMESPACE, sub_key(principal.sub))
         user_id = uuid.UUID(mapped["id"]) if isinstance(mapped, dict) else None
+    stale_email = False
     if user_id is not None:
         data = await kernel.cache.get(NAMESPACE, account_key(user_id))
-        if data is not None and data.get("sub") == principal.sub:
+        if data is not None and data.get("sub") == principal.sub:  # a tombstone has none
             account = Account.from_cache(data)
             if email is None or email == account.email:
                 return account
+            stale_email = True  # the token brings a new address: ensure_profile stores it
     account = Account.of(await ensure_profile(session, principal))
+    if stale_email:
+        await invalidate(kernel, [account.id])  # the cached row has the old address
     if _sub_ids.get(principal.sub) != account.id:
         _sub_ids[principal.sub] = account.id
         if len(_sub_ids) > SUB_IDS_MAX:
@@ -171,7 +179,11 @@ async def current_account(kernel: Kernel, session: AsyncSession, principal: Prin
             NAMESPACE, sub_key(principal.sub), {"id": str(account.id)}, SUB_TTL_SECONDS
         )
     await kernel.cache.set(
-        NAMESPACE, account_key(account.id), account.to_cache(), ACCOUNT_TTL_SECONDS
+        NAMESPACE,
+        account_key(account.id),
+        account.to_cache(),
+        ACCOUNT_TTL_SECONDS,
+        only_if_absent=True,  # never over a tombstone (a change just committed) or a newer row
     )
     return account
 
@@ -379,10 +391,13 @@ async def invalidate(
     kernel: Kernel, user_ids: Iterable[uuid.UUID], handles: Iterable[str] = ()
 ) -> None:
     """Drop cached profiles (and handle mappings); call only after the change committed."""
-    keys = [key(uid) for uid in user_ids for key in (id_key, account_key)]
+    ids = list(user_ids)
+    keys = [key(uid) for uid in ids for key in (id_key, account_key)]
     keys += [handle_key(h) for h in handles if h]
-    if keys:
+    if keys:  # tried even while the circuit is open, like every invalidation
         await kernel.cache.invalidate(NAMESPACE, *keys)
+    for uid in ids:  # then a tombstone in the account's place: see TOMBSTONE_SECONDS
+        await kernel.cache.set(NAMESPACE, account_key(uid), TOMBSTONE, TOMBSTONE_SECONDS)
 
 
 async def invalidate_pending(kernel: Kernel, session: AsyncSession) -> None:
