@@ -191,6 +191,7 @@ class BackgroundRelay:
     def __init__(self, kernel: Kernel, *, batch: int = 200) -> None:
         self.kernel, self.batch = kernel, batch
         self._wanted = asyncio.Event()
+        self._busy = False  # a relay pass was under way (it may have been cancelled mid-way)
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -211,7 +212,7 @@ class BackgroundRelay:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
-        if self._wanted.is_set():
+        if self._wanted.is_set() or self._busy:
             try:
                 await asyncio.wait_for(relay_pending(self.kernel, batch=self.batch), 5)
             except Exception as exc:
@@ -221,9 +222,12 @@ class BackgroundRelay:
         while True:
             await self._wanted.wait()
             self._wanted.clear()
+            self._busy = True
             try:
                 while await relay_pending(self.kernel, batch=self.batch) >= self.batch:
                     pass  # a full batch: more may be waiting
-            except Exception as exc:
+            except Exception as exc:  # never let the task die: the scheduler relays it later
                 log.warning("outbox relay deferred: %s: %s", type(exc).__name__, exc)
+                self._busy = False
                 await asyncio.sleep(1)
+            self._busy = False

@@ -173,6 +173,38 @@ async def test_broker_outage_keeps_events_until_it_returns(
     await kernel.aclose()
 
 
+async def test_background_relay_batches_after_commit_and_flushes_at_stop(
+    everything: tuple[Everything, Kernel],
+) -> None:
+    """A request's commit only wakes the process's relay (no relay inside the request); the
+    relay sends what is pending, and ``stop`` sends what the last commits left."""
+    _, kernel = everything
+    broker = stub_kernel(kernel)
+    relay = kernel.relay = events.BackgroundRelay(kernel)
+    relay.start()
+    async with kernel.db.session() as session:
+        async with session.begin():
+            events.emit(session, "everything.happened", {"n": 5})
+            events.emit(session, "everything.happened", {"n": 6})
+        await events.relay_after_commit(kernel, session)  # returns at once: wakes the relay
+    for _ in range(100):
+        if broker.queues["default"].qsize() == 2:
+            break
+        await asyncio.sleep(0.02)
+    assert broker.queues["default"].qsize() == 2 and await events.pending_count(kernel) == 0
+
+    relay._task.cancel()  # type: ignore[union-attr]  # the loop is gone, an event is not
+    async with kernel.db.session() as session:
+        async with session.begin():
+            events.emit(session, "everything.happened", {"n": 7})
+        relay.wake()
+    await relay.stop()
+    assert broker.queues["default"].qsize() == 3 and await events.pending_count(kernel) == 0
+    assert not relay.running
+    kernel.relay = None
+    await kernel.aclose()
+
+
 async def test_scheduler_sends_periodic_jobs_and_relays(
     everything: tuple[Everything, Kernel],
 ) -> None:
