@@ -31,7 +31,8 @@ import psycopg
 from load import BenchEnv, Result, log, machine_facts, run_wrk
 
 IN_FLIGHT = re.compile(r"^soundhive_http_requests_in_flight(?:\{[^}]*\})?\s+([0-9.eE+-]+)", re.M)
-REQUESTS = re.compile(r"^soundhive_http_requests_total\{([^}]*)\}\s+([0-9.eE+-]+)", re.M)
+REQUESTS = re.compile(r"^soundhive_http_requests_total\{(.*)\}\s+([0-9.eE+-]+)$", re.M)
+"""Labels up to the line's last ``}``: route templates contain braces (``/tracks/{track_id}``)."""
 
 
 @dataclass
