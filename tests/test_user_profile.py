@@ -593,6 +593,9 @@ def test_the_callers_account_is_cached_and_every_change_drops_it(api: Any, rds: 
     # a cached row naming another subject is never served
     rds.set(acct, json.dumps({**cached, "sub": "mallory", "display_name": "forged"}), ex=60)
     assert me(api, "ada", email="ada@new.example")["display_name"] == "Ada L"
+    # nor one in another shape (written by another version): a miss, not a 500
+    rds.set(acct, json.dumps({"sub": "ada", "id": "not-a-uuid"}), ex=60)
+    assert me(api, "ada", email="ada@new.example")["display_name"] == "Ada L"
 
     # a lost mapping (Redis flushed, another process) costs a lookup, not a new account
     rds.delete(acct, sub)

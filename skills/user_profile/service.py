@@ -152,6 +152,17 @@ entry (an emptied test database) only costs a miss: the cached row must carry th
 ``sub``, else the account is read from PostgreSQL and both mappings are written again."""
 
 
+def _cached_account(data: Any, sub: str) -> Account | None:
+    """The cached row if it is one of ``sub``'s: a tombstone, another subject's row or one
+    written by another version of this code (a rolling deploy) is a miss, never an error."""
+    if not isinstance(data, dict) or data.get("sub") != sub:
+        return None
+    try:
+        return Account.from_cache(data)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 async def current_account(kernel: Kernel, session: AsyncSession, principal: Principal) -> Account:
     """The caller's account through the cache: no SQL on the common path, which every
     authenticated request takes (docs/PERFORMANCE.md)."""
@@ -163,8 +174,8 @@ async def current_account(kernel: Kernel, session: AsyncSession, principal: Prin
     stale_email = False
     if user_id is not None:
         data = await kernel.cache.get(NAMESPACE, account_key(user_id))
-        if data is not None and data.get("sub") == principal.sub:  # a tombstone has none
-            account = Account.from_cache(data)
+        account = _cached_account(data, principal.sub)
+        if account is not None:
             if email is None or email == account.email:
                 return account
             stale_email = True  # the token brings a new address: ensure_profile stores it
