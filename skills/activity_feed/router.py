@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from core.errors import problem_doc
 from core.kernel import KernelDep
 from core.pagination import Cursor, Limit, Page
 from skills.activity_feed import service
@@ -13,25 +14,6 @@ from skills.music_streaming_basic.api import TrackRead
 from skills.user_profile.api import CurrentUser
 
 TAG = "activity-feed"
-
-
-def _problem(status: int, code: str, title: str, detail: str) -> dict[str, Any]:
-    """An OpenAPI response entry documenting one RFC 9457 problem with an example body."""
-    return {
-        "description": title,
-        "content": {
-            "application/problem+json": {
-                "example": {
-                    "type": f"urn:soundhive:problem:{code.lower().replace('_', '-')}",
-                    "title": title,
-                    "status": status,
-                    "detail": detail,
-                    "code": code,
-                    "request_id": "5f0c6a1e9b2d4c7a8e3f1b0d2c4a6e8f",
-                }
-            }
-        },
-    }
 
 
 FEED_OK = {
@@ -71,9 +53,9 @@ FEED_OK = {
 }
 RESPONSES: dict[int | str, dict[str, Any]] = {
     200: FEED_OK,
-    401: _problem(401, "UNAUTHORIZED", "Unauthorized", "Authentication required."),
-    403: _problem(403, "ACCOUNT_DELETED", "Account deleted", "This account has been deleted."),
-    422: _problem(
+    401: problem_doc(401, "UNAUTHORIZED", "Unauthorized", "Authentication required."),
+    403: problem_doc(403, "ACCOUNT_DELETED", "Account deleted", "This account has been deleted."),
+    422: problem_doc(
         422, "INVALID_CURSOR", "Validation failed", "The cursor is not valid for this list."
     ),
 }

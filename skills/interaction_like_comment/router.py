@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from core.db import SessionDep
+from core.errors import problem_doc
 from core.kernel import KernelDep
 from core.pagination import Cursor, Limit, Page
 from skills.interaction_like_comment import service
@@ -47,17 +48,8 @@ Reader = Annotated[Viewer, Depends(reader)]
 
 
 def _problem(status: int, code: str, detail: str) -> dict[str, Any]:
-    """An OpenAPI response entry documenting one RFC 9457 problem with an example body."""
-    title = code.replace("_", " ").capitalize()
-    example = {
-        "type": f"urn:soundhive:problem:{code.lower().replace('_', '-')}",
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "code": code,
-        "request_id": "5f0c6a1e9b2d4c7a8e3f1b0d2c4a6e8f",
-    }
-    return {"description": title, "content": {"application/problem+json": {"example": example}}}
+    """``problem_doc`` with the title derived from the code."""
+    return problem_doc(status, code, code.replace("_", " ").capitalize(), detail)
 
 
 AUTH = _problem(401, "UNAUTHORIZED", "Authentication required.")

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends
 from sqlalchemy import ColumnElement, Row, bindparam
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -264,6 +264,3 @@ async def invalidate_owner_tracks(
 ) -> None:
     await _service.invalidate_owner(kernel, session, owner_id)
 
-
-def kernel_of(request: Request) -> Kernel:
-    return request.app.state.kernel  # type: ignore[no-any-return]

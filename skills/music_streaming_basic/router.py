@@ -10,9 +10,10 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
 
 from core.db import SessionDep
+from core.kernel import kernel_of
 from core.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 from skills.music_streaming_basic import service
-from skills.music_streaming_basic.api import TrackViewer, kernel_of
+from skills.music_streaming_basic.api import TrackViewer
 from skills.music_streaming_basic.schemas import TrackDetail, TrackRead, TrackUpdate
 from skills.music_streaming_basic.service import Viewer
 from skills.user_profile.api import ActiveUser

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Path, Request
 
 from core.auth import MaybePrincipal
 from core.db import SessionDep
+from core.errors import problem_doc
+from core.kernel import kernel_of
 from core.pagination import Cursor, Limit
 from core.ratelimit import enforce
 from skills.play_history_tracking import service
@@ -16,41 +18,22 @@ from skills.play_history_tracking.schemas import HistoryPage, PlayReport, PlayRe
 from skills.play_history_tracking.service import Listener
 from skills.user_profile.api import CurrentUser, active_user, current_user
 
-if TYPE_CHECKING:
-    from core.kernel import Kernel
-
 router = APIRouter(tags=["play-history-tracking"])
 
 
-def _problem(status: int, code: str, title: str, detail: str) -> dict[str, Any]:
-    """An OpenAPI response documenting one RFC 9457 problem, with an example body."""
-    example = {
-        "type": f"urn:soundhive:problem:{code.lower().replace('_', '-')}",
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "code": code,
-        "request_id": "5f0c6a1e9b2d4c7a8e3f1b0d2c4a6e8f",
-    }
-    return {"description": title, "content": {"application/problem+json": {"example": example}}}
-
-
-UNAUTHORIZED = _problem(401, "UNAUTHORIZED", "Unauthorized", "Authentication required.")
-BANNED = _problem(
+UNAUTHORIZED = problem_doc(401, "UNAUTHORIZED", "Unauthorized", "Authentication required.")
+BANNED = problem_doc(
     403, "ACCOUNT_BANNED", "Account banned", "This account is banned and cannot make changes."
 )
 NOT_FOUND = {
-    **_problem(404, "TRACK_NOT_FOUND", "Not found", "No track with that id."),
+    **problem_doc(404, "TRACK_NOT_FOUND", "Not found", "No track with that id."),
     "description": "No such track or not visible to the caller (TRACK_NOT_FOUND); the "
     "owner's track is still processing (TRACK_NOT_READY)",
 }
-LIMITED = _problem(
+LIMITED = problem_doc(
     429, "RATE_LIMITED", "Too many requests", "Too many 'plays' requests: at most 120 per 60 s."
 )
 
-
-def kernel_of(request: Request) -> Kernel:
-    return request.app.state.kernel  # type: ignore[no-any-return]
 
 
 async def play_rate_limit(request: Request) -> None:

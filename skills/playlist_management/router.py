@@ -9,8 +9,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Request, Response
 
 from core.db import SessionDep
+from core.kernel import kernel_of
 from core.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
-from skills.music_streaming_basic.api import TrackViewer, Viewer, kernel_of
+from skills.music_streaming_basic.api import TrackViewer, Viewer
 from skills.playlist_management import entries, service
 from skills.playlist_management.schemas import (
     EntryAdd,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
 from core.db import SessionDep
+from core.errors import problem_doc
+from core.kernel import kernel_of
 from core.pagination import Cursor, Limit, Page
 from skills.music_streaming_basic.api import Mood, TrackRead
 from skills.tag_search_discovery import service
@@ -19,36 +21,17 @@ from skills.tag_search_discovery.schemas import (
     mood_list,
 )
 
-if TYPE_CHECKING:
-    from core.kernel import Kernel
-
 router = APIRouter(tags=["tag-search-discovery"])
 # Track lists return plain dicts: each route's ``response_model`` validates and serialises
 # them once (returning models would validate every item a second time).
 
 
-def _problem(status: int, code: str, title: str, detail: str) -> dict[str, Any]:
-    """An OpenAPI response documenting one RFC 9457 problem, with an example body."""
-    example = {
-        "type": f"urn:soundhive:problem:{code.lower().replace('_', '-')}",
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "code": code,
-        "request_id": "5f0c6a1e9b2d4c7a8e3f1b0d2c4a6e8f",
-    }
-    return {"description": title, "content": {"application/problem+json": {"example": example}}}
-
-
-INVALID = _problem(
+INVALID = problem_doc(
     422, "VALIDATION_FAILED", "Validation failed", "bpm_min must not exceed bpm_max."
 )
-TAG_NOT_FOUND = _problem(404, "TAG_NOT_FOUND", "Not found", "No tag with that name.")
+TAG_NOT_FOUND = problem_doc(404, "TAG_NOT_FOUND", "Not found", "No tag with that name.")
 Bpm = Annotated[float | None, Query(ge=0, le=400, description="Beats per minute (inclusive).")]
 
-
-def kernel_of(request: Request) -> Kernel:
-    return request.app.state.kernel  # type: ignore[no-any-return]
 
 
 @router.get("/search/tracks", response_model=SearchPage, responses={422: INVALID})
