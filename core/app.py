@@ -47,9 +47,14 @@ def create_app(
             await prepare_storage(kernel.storage)
             kernel.relay = BackgroundRelay(kernel)
             kernel.relay.start()
+            near = kernel.cache.listener(settings.redis_url) if settings.redis_url else None
+            if near is not None:
+                near.start()
             try:
                 yield
             finally:
+                if near is not None:
+                    await near.stop()
                 await kernel.relay.stop()
                 kernel.relay = None
 

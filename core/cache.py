@@ -2,6 +2,8 @@
 
 When Redis is unreachable every call falls through to the source (the loader) and the
 circuit stays open for a few seconds, so requests do not each wait for a connect timeout.
+Namespaces that declare ``near_ttl_seconds`` are also copied in process memory
+(``core.nearcache``); every change made here drops those copies in every process.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from redis.exceptions import RedisError
 from redis.retry import Retry
 
 from core import metrics
+from core.nearcache import CLEAR_ALL, InvalidationListener, NearCache, channel, drop_message
 from core.skill import CacheKey
 
 T = TypeVar("T")
@@ -64,12 +67,44 @@ class Cache:
     """JSON values under declared namespaces; every method tolerates Redis being down."""
 
     def __init__(
-        self, client: aioredis.Redis | None, declared: dict[str, CacheKey], circuit: Circuit
+        self,
+        client: aioredis.Redis | None,
+        declared: dict[str, CacheKey],
+        circuit: Circuit,
+        *,
+        near: bool = True,
     ) -> None:
         self.client = client
         self.declared = declared
         self.circuit = circuit
         self._scripts: dict[str, Any] = {}
+        self._near_declared = {ns for ns, key in declared.items() if key.near_ttl_seconds > 0}
+        self.near: dict[str, NearCache] = (
+            {ns: NearCache(declared[ns].near_ttl_seconds) for ns in self._near_declared}
+            if near and client is not None
+            else {}
+        )
+        db = client.connection_pool.connection_kwargs.get("db", 0) if client is not None else 0
+        self.channel = channel(db)
+        """Pub/sub channel of near-cache drops; per Redis database, like the keys."""
+
+    def listener(self, redis_url: str) -> InvalidationListener:
+        """The task that keeps this process's near caches coherent (the API starts it)."""
+        return InvalidationListener(redis_url, self.channel, self.near)
+
+    def near_cache(self, namespace: str) -> NearCache | None:
+        """The in-process copies of ``namespace``, or None (not declared, or disabled)."""
+        return self.near.get(namespace)
+
+    def drop_near(self, namespace: str, *suffixes: str) -> str | None:
+        """Drop local copies now; the message to publish so other processes drop theirs too
+        (None when the namespace has no near cache anywhere)."""
+        if namespace not in self._near_declared:
+            return None
+        near = self.near.get(namespace)
+        if near is not None:
+            near.drop(suffixes)
+        return drop_message(namespace, suffixes)
 
     def script(self, source: str) -> Any:
         """A registered Lua script (``EVALSHA``, loaded again if Redis lost it)."""
@@ -95,6 +130,14 @@ class Cache:
         if not self.usable:
             metrics.CACHE_REQUESTS.labels(namespace, "bypass").inc()
             return None
+        near = self.near.get(namespace)
+        token = None
+        if near is not None:
+            copy = near.get(suffix)
+            if copy is not None:
+                metrics.CACHE_REQUESTS.labels(namespace, "near").inc()
+                return json.loads(copy)
+            token = near.begin(suffix)
         try:
             raw = await self.client.get(key)  # type: ignore[union-attr]
         except (RedisError, OSError) as exc:
@@ -102,7 +145,11 @@ class Cache:
             metrics.CACHE_REQUESTS.labels(namespace, "bypass").inc()
             return None
         metrics.CACHE_REQUESTS.labels(namespace, "hit" if raw is not None else "miss").inc()
-        return None if raw is None else json.loads(raw)
+        if raw is None:
+            return None
+        if near is not None:
+            near.fill(suffix, raw, token)
+        return json.loads(raw)
 
     async def set(
         self,
@@ -116,15 +163,20 @@ class Cache:
         """Store a JSON value. ``only_if_absent`` (``SET NX``) lets a writer block re-caching
         for a while with a tombstone (see user-profile's account cache)."""
         key = self.key(namespace, suffix)
+        raw = json.dumps(value, default=str)
+        expiry = ttl or self.ttl(namespace)
+        # a replaced value must leave every process's copy; a seed (NX) replaces nothing
+        message = None if only_if_absent else self.drop_near(namespace, suffix)
         if not self.usable:
             return
         try:
-            await self.client.set(  # type: ignore[union-attr]
-                key,
-                json.dumps(value, default=str),
-                ex=ttl or self.ttl(namespace),
-                nx=only_if_absent,
-            )
+            if message is None:
+                await self.client.set(key, raw, ex=expiry, nx=only_if_absent)  # type: ignore[union-attr]
+                return
+            async with self.client.pipeline(transaction=False) as pipe:  # type: ignore[union-attr]
+                pipe.set(key, raw, ex=expiry)
+                pipe.publish(self.channel, message)
+                await pipe.execute()
         except (RedisError, OSError) as exc:
             self._failed(exc)
 
@@ -149,16 +201,26 @@ class Cache:
 
     async def invalidate(self, namespace: str, *suffixes: str) -> None:
         keys = [self.key(namespace, suffix) for suffix in suffixes]
-        if not keys or self.client is None:
+        if not keys:
+            return
+        message = self.drop_near(namespace, *suffixes)
+        if self.client is None:
             return
         try:
-            await self.client.delete(*keys)
+            if message is None:
+                await self.client.delete(*keys)
+                return
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.delete(*keys)
+                pipe.publish(self.channel, message)
+                await pipe.execute()
         except (RedisError, OSError) as exc:
             self._failed(exc)
 
     async def invalidate_namespace(self, namespace: str) -> None:
         """Drop every key of a namespace (SCAN, not KEYS, so Redis is never blocked)."""
         pattern = self.key(namespace, "*")
+        message = self.drop_near(namespace, CLEAR_ALL)
         if self.client is None:
             return
         try:
@@ -170,8 +232,14 @@ class Cache:
                     batch.clear()
             if batch:
                 await self.client.delete(*batch)
+            if message is not None:  # after the deletes: a copy filled meanwhile is dropped
+                await self.client.publish(self.channel, message)
         except (RedisError, OSError) as exc:
             self._failed(exc)
+
+    def failed(self, exc: BaseException) -> None:
+        """Record a Redis error from a caller's own command: trips the circuit (fail open)."""
+        self._failed(exc)
 
     def _failed(self, exc: BaseException) -> None:
         if self.circuit.closed:

@@ -160,7 +160,9 @@ class Kernel:
     def cache(self) -> Cache:
         if self._cache is None:
             declared = {ns: key for ns, (_, key) in self.cache_keys.items()}
-            self._cache = Cache(self.redis, declared, self.circuit)
+            self._cache = Cache(
+                self.redis, declared, self.circuit, near=self.settings.near_cache
+            )
         return self._cache
 
     @property

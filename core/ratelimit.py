@@ -59,7 +59,7 @@ async def hit(cache: Cache, bucket: str, limit: int, window: int) -> Decision | 
     try:
         count = int(await cache.script(COUNT_SCRIPT)(keys=[key], args=[window + 1]))
     except (RedisError, OSError) as exc:
-        cache._failed(exc)
+        cache.failed(exc)
         return None
     allowed = count <= limit
     if not allowed:

@@ -26,7 +26,7 @@ async def claim_tick(kernel: Kernel, job_name: str, slot: int, ttl: int) -> bool
             )
         )
     except Exception as exc:
-        cache._failed(exc)
+        cache.failed(exc)
         return True
 
 

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     skills_enabled: Annotated[list[str] | None, NoDecode] = None
     skills_disabled: Annotated[list[str], NoDecode] = []
     rate_limit: str = "60/minute"
+    near_cache: bool = True
+    """API processes keep hot cache entries (accounts, tracks) in memory too, kept coherent by
+    Redis pub/sub (``core.nearcache``); ``false`` sends every look-up to Redis."""
     concurrency_limit: int = Field(default=512, ge=1)
     max_token_bytes: int = Field(default=8192, ge=256)
     max_json_bytes: int = Field(default=1024 * 1024, ge=1024)

@@ -39,6 +39,9 @@ class CacheKey:
     namespace: str
     ttl_seconds: int
     description: str = ""
+    near_ttl_seconds: float = 0
+    """Above 0: API processes also keep the entries they read in memory this long, dropped
+    in every process when the key changes (``core.nearcache``). For hot, small entries."""
 
 
 ActorFn = Callable[..., Awaitable[Any]]

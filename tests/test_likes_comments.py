@@ -21,6 +21,7 @@ import psycopg
 import pytest
 import redis
 
+from core.testing.plugin import change_cached
 from core.testing.services import plain_url
 from tests.music_helpers import ready_track, sql, upload, wav_bytes
 
@@ -326,13 +327,15 @@ def test_a_like_without_a_cached_entry_is_read_exactly_later(
     cache = redis.Redis.from_url(soundhive_services.redis_url)
     key = f"sh:track:{tid}"
 
-    cache.delete(key)
+    change_cached(cache, key)
     assert api.post(f"{V1}/tracks/{tid}/like", headers=fan).json()["like_count"] == 1
     assert not cache.exists(key)
     assert api.get(f"{V1}/tracks/{tid}").json()["like_count"] == 1
     assert track_entry(soundhive_services, tid)[b"like"] == b"1"
 
-    cache.set(key, json.dumps({"id": tid, "title": "old format", "like_count": 7}), ex=300)
+    change_cached(
+        cache, key, json.dumps({"id": tid, "title": "old format", "like_count": 7}), ex=300
+    )
     comment(api, tid, fan)
     assert cache.type(key) == b"string"  # left alone by the delta
     body = api.get(f"{V1}/tracks/{tid}").json()

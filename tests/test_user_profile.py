@@ -19,6 +19,7 @@ import psycopg
 import pytest
 import redis
 
+from core.testing.plugin import change_cached
 from core.testing.services import plain_url
 
 PROBLEM = "application/problem+json"
@@ -545,7 +546,7 @@ def test_reads_fill_the_cache_and_writes_invalidate_it(api: Any, rds: Any) -> No
     assert json.loads(rds.get(old_key)) == {"id": mia["id"]}
 
     # A second read is served from Redis: prove it by planting a marker in the cached copy.
-    rds.set(id_key, json.dumps({**cached, "display_name": "from-cache"}), ex=600)
+    change_cached(rds, id_key, json.dumps({**cached, "display_name": "from-cache"}), ex=600)
     assert api.get(f"/api/v1/users/{mia['id']}").json()["display_name"] == "from-cache"
 
     assert patch(api, "mia", {"display_name": "Mia II", "handle": "mia_new"}).status_code == 200
@@ -572,7 +573,7 @@ def test_the_callers_account_is_cached_and_every_change_drops_it(api: Any, rds: 
     assert 0 < rds.ttl(acct) <= 300 and rds.ttl(sub) > 3600
 
     # served from Redis: prove it with a marker planted in the cached row
-    rds.set(acct, json.dumps({**cached, "display_name": "from-cache"}), ex=60)
+    change_cached(rds, acct, json.dumps({**cached, "display_name": "from-cache"}))
     assert me(api, "ada", email="ada@example.com")["display_name"] == "from-cache"
 
     # a change leaves a short tombstone, so no reader can put back a row it read before the
@@ -581,7 +582,7 @@ def test_the_callers_account_is_cached_and_every_change_drops_it(api: Any, rds: 
     assert json.loads(rds.get(acct)) == {"changed": True} and 0 < rds.ttl(acct) <= 10
     assert me(api, "ada", email="ada@example.com")["display_name"] == "Ada L"
     assert json.loads(rds.get(acct)) == {"changed": True}  # not overwritten
-    rds.delete(acct)  # as when the tombstone expires
+    change_cached(rds, acct)  # as when the tombstone expires
     assert me(api, "ada", email="ada@example.com")["display_name"] == "Ada L"
     assert json.loads(rds.get(acct))["display_name"] == "Ada L"
 
@@ -591,14 +592,15 @@ def test_the_callers_account_is_cached_and_every_change_drops_it(api: Any, rds: 
     assert me(api, "ada", email="ada@new.example")["email"] == "ada@new.example"
 
     # a cached row naming another subject is never served
-    rds.set(acct, json.dumps({**cached, "sub": "mallory", "display_name": "forged"}), ex=60)
+    change_cached(rds, acct, json.dumps({**cached, "sub": "mallory", "display_name": "forged"}))
     assert me(api, "ada", email="ada@new.example")["display_name"] == "Ada L"
     # nor one in another shape (written by another version): a miss, not a 500
-    rds.set(acct, json.dumps({"sub": "ada", "id": "not-a-uuid"}), ex=60)
+    change_cached(rds, acct, json.dumps({"sub": "ada", "id": "not-a-uuid"}))
     assert me(api, "ada", email="ada@new.example")["display_name"] == "Ada L"
 
     # a lost mapping (Redis flushed, another process) costs a lookup, not a new account
-    rds.delete(acct, sub)
+    change_cached(rds, acct)
+    change_cached(rds, sub)
     assert me(api, "ada", email="ada@new.example")["id"] == first["id"]
 
 
@@ -606,7 +608,7 @@ def test_stale_handle_mapping_is_detected(api: Any, rds: Any) -> None:
     nina = me(api, "nina")
     patch(api, "nina", {"handle": "nina_n"})
     olga = me(api, "olga")
-    rds.set(cache_key("handle", "nina_n"), json.dumps({"id": olga["id"]}), ex=600)
+    change_cached(rds, cache_key("handle", "nina_n"), json.dumps({"id": olga["id"]}), ex=600)
     body = api.get("/api/v1/users/by-handle/nina_n").json()
     assert body["id"] == nina["id"] and body["handle"] == "nina_n"
     assert json.loads(rds.get(cache_key("handle", "nina_n"))) == {"id": nina["id"]}

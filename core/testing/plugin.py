@@ -130,9 +130,14 @@ def wipe(database_url: str, redis_url: str, data_dir: Path | None = None) -> Non
 
     import redis
 
+    from core.nearcache import CLEAR_ALL, channel
+
     truncate_all(database_url, existing_tables(database_url))
     with contextlib.suppress(Exception):
-        redis.Redis.from_url(redis_url, socket_connect_timeout=1).flushdb()
+        client = redis.Redis.from_url(redis_url, socket_connect_timeout=1)
+        client.flushdb()
+        # and the live server's in-memory copies of what was just flushed
+        client.publish(channel(client.connection_pool.connection_kwargs.get("db", 0)), CLEAR_ALL)
     if data_dir is not None:
         shutil.rmtree(data_dir / "objects", ignore_errors=True)
 
@@ -212,6 +217,22 @@ def real_worker(
         proc.wait(timeout=15)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+def change_cached(client: Any, key: str, value: bytes | str | None = None, ex: int = 60) -> None:
+    """Write (or with ``value=None`` delete) a cache entry behind the API's back, as another
+    process would through ``Cache``: then publish the drop, so a live server's near cache
+    (``core.nearcache``) lets go of its copy too, and give its listener a moment."""
+    from core.nearcache import channel, drop_message
+
+    if value is None:
+        client.delete(key)
+    else:
+        client.set(key, value, ex=ex)
+    namespace, suffix = key.split(":", 2)[1:]
+    db = client.connection_pool.connection_kwargs.get("db", 0)
+    client.publish(channel(db), drop_message(namespace, [suffix]))
+    time.sleep(0.05)
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 10, interval: float = 0.05) -> Any:

@@ -35,7 +35,9 @@ def register_cache_keys() -> list[CacheKey]:
             "track",
             300,
             "track by id: hash of metadata JSON (no URLs; dropped on change) and counters "
-            "(HINCRBY after each like/comment/play commit)",
+            "(HINCRBY after each like/comment/play commit); API processes keep what they read "
+            "in memory for 5 s (near cache, dropped everywhere on each change)",
+            near_ttl_seconds=5,
         )
     ]
 

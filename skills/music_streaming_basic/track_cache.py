@@ -20,8 +20,13 @@ few milliseconds, and it lasts until the entry's TTL (5 minutes; :func:`bump` ne
 it). Readers clamp counters at 0. A seed never overwrites an existing hash, so two missing
 readers cannot undo a delta applied in between.
 
+API processes also keep the hashes they read in memory (the namespace's near cache,
+``core.nearcache``): a hot track costs no round trip. Every change drops those copies in
+every process: :func:`drop` through ``Cache.invalidate``, :func:`bump` by publishing the drop
+from its script, after the ``HINCRBY``.
+
 Every call fails open like the kernel's ``Cache``: Redis errors are counted, trip its circuit
-(``Cache._failed``) and readers fall through to PostgreSQL. A value of another type under
+(``Cache.failed``) and readers fall through to PostgreSQL. A value of another type under
 the key (a plain JSON string written by a process of the previous version during a rolling
 deploy) reads as a miss and is replaced by the next seed.
 """
@@ -64,6 +69,7 @@ local fields = {'like', 'comment', 'play'}
 for i, field in ipairs(fields) do
   if ARGV[i] ~= '0' then redis.call('HINCRBY', KEYS[1], field, ARGV[i]) end
 end
+if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], ARGV[5]) end
 return 1
 """
 
@@ -77,29 +83,37 @@ def _count(result: str) -> None:
 
 
 async def read(cache: Cache, track_id: uuid.UUID | str) -> dict[str, Any] | None:
-    """The cached track with its current counters (one ``HGETALL``), or None on a miss or
-    when Redis is unavailable."""
+    """The cached track with its current counters (the near copy, else one ``HGETALL``), or
+    None on a miss or when Redis is unavailable."""
     if not cache.usable:
         _count("bypass")
         return None
-    try:
-        fields = await cache.client.hgetall(_key(cache, track_id))  # type: ignore[union-attr]
-    except ResponseError as exc:
-        if not str(exc).startswith("WRONGTYPE"):
-            cache._failed(exc)
+    suffix = str(track_id)
+    near = cache.near_cache(NAMESPACE)
+    fields = near.get(suffix) if near is not None else None
+    if fields is not None:
+        _count("near")
+    else:
+        token = near.begin(suffix) if near is not None else None
+        try:
+            fields = await cache.client.hgetall(_key(cache, suffix))  # type: ignore[union-attr]
+        except ResponseError as exc:
+            if not str(exc).startswith("WRONGTYPE"):
+                cache.failed(exc)
+                _count("bypass")
+                return None
+            fields = {}  # an older version's plain value: a miss, the seed replaces it
+        except (RedisError, OSError) as exc:
+            cache.failed(exc)
             _count("bypass")
             return None
-        fields = {}  # an older version's plain value: a miss, the seed replaces it
-    except (RedisError, OSError) as exc:
-        cache._failed(exc)
-        _count("bypass")
-        return None
-    meta = fields.get(_META)
-    if meta is None:
-        _count("miss")
-        return None
-    _count("hit")
-    data: dict[str, Any] = json.loads(meta)
+        if _META not in fields:
+            _count("miss")
+            return None
+        _count("hit")
+        if near is not None:
+            near.fill(suffix, fields, token)  # never mutated: each read builds its own dict
+    data: dict[str, Any] = json.loads(fields[_META])
     for field, name in COUNTERS:
         data[name] = max(0, int(fields.get(field.encode(), 0)))
     return data
@@ -117,7 +131,7 @@ async def seed(cache: Cache, track_id: uuid.UUID | str, data: dict[str, Any]) ->
             args=[json.dumps(meta, default=str), *counts, cache.ttl(NAMESPACE)],
         )
     except (RedisError, OSError) as exc:
-        cache._failed(exc)
+        cache.failed(exc)
 
 
 async def bump(
@@ -129,10 +143,14 @@ async def bump(
     leaves the entry off by it until the TTL."""
     if cache.client is None or not (likes or comments or plays):
         return
+    message = cache.drop_near(NAMESPACE, str(track_id))
     try:
-        await cache.script(_BUMP)(keys=[_key(cache, track_id)], args=[likes, comments, plays])
+        await cache.script(_BUMP)(
+            keys=[_key(cache, track_id)],
+            args=[likes, comments, plays, cache.channel if message else "", message or ""],
+        )
     except (RedisError, OSError) as exc:
-        cache._failed(exc)
+        cache.failed(exc)
 
 
 async def drop(cache: Cache, *track_ids: uuid.UUID | str) -> None:

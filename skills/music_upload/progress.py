@@ -30,7 +30,7 @@ async def publish(kernel: Kernel, track_id: str, event: dict[str, Any]) -> None:
         await cache.client.publish(channel(kernel, track_id), data)
         await cache.client.set(channel(kernel, track_id) + ":last", data, ex=cache.ttl(NAMESPACE))
     except (RedisError, OSError) as exc:
-        cache._failed(exc)
+        cache.failed(exc)
 
 
 async def last(kernel: Kernel, track_id: str) -> dict[str, Any] | None:
@@ -40,6 +40,6 @@ async def last(kernel: Kernel, track_id: str) -> dict[str, Any] | None:
     try:
         raw = await cache.client.get(channel(kernel, track_id) + ":last")
     except (RedisError, OSError) as exc:
-        cache._failed(exc)
+        cache.failed(exc)
         return None
     return None if raw is None else json.loads(raw)

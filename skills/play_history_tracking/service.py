@@ -61,7 +61,7 @@ async def claim_window(cache: Cache, suffix: str, seconds: int) -> bool | None:
             cache.key(WINDOW_NAMESPACE, suffix), b"1", nx=True, ex=seconds
         )
     except (RedisError, OSError) as exc:
-        cache._failed(exc)
+        cache.failed(exc)
         return None
     return bool(won)
 
