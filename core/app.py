@@ -23,6 +23,7 @@ from core.kernel import Kernel
 from core.logging import configure_logging
 from core.middleware import _EXEMPT, ApiMiddleware
 from core.plugins import SkillError
+from core.ratelimit import BatchedCounter
 from core.settings import Settings, parse_rate
 from core.storage import prepare_storage
 from core.storage.local_routes import ServedUrlMiddleware, local_storage_router
@@ -50,9 +51,13 @@ def create_app(
             near = kernel.cache.listener(settings.redis_url) if settings.redis_url else None
             if near is not None:
                 near.start()
+            kernel.rate_counter = BatchedCounter(kernel.cache)
+            kernel.rate_counter.start()
             try:
                 yield
             finally:
+                await kernel.rate_counter.stop()
+                kernel.rate_counter = None
                 if near is not None:
                     await near.stop()
                 await kernel.relay.stop()

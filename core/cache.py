@@ -46,6 +46,9 @@ class Circuit:
     def __init__(self, cooldown: float = 2.0) -> None:
         self.cooldown = cooldown
         self._open_until = 0.0
+        self.trips = 0
+        """How many failures it has seen: state kept on Redis's word (the rate counter's
+        estimates) is forgotten when this changes."""
 
     @property
     def closed(self) -> bool:
@@ -53,6 +56,7 @@ class Circuit:
 
     def trip(self) -> None:
         metrics.CACHE_ERRORS.inc()
+        self.trips += 1
         self._open_until = time.monotonic() + self.cooldown
 
     def reset(self) -> None:
@@ -90,7 +94,7 @@ class Cache:
 
     def listener(self, redis_url: str) -> InvalidationListener:
         """The task that keeps this process's near caches coherent (the API starts it)."""
-        return InvalidationListener(redis_url, self.channel, self.near)
+        return InvalidationListener(redis_url, self.channel, self.near, on_error=self._failed)
 
     def near_cache(self, namespace: str) -> NearCache | None:
         """The in-process copies of ``namespace``, or None (not declared, or disabled)."""

@@ -48,6 +48,8 @@ class Kernel:
         self._redis: Any = None
         self._cache: Cache | None = None
         self.relay: Any = None
+        self.rate_counter: Any = None
+        """The API's ``core.ratelimit.BatchedCounter`` while it runs (None: exact counting)."""
         """The app's :class:`core.events.BackgroundRelay` while it serves (else ``None``)."""
         self._broker: dramatiq.Broker | None = None
         self._storage: Storage | None = None
@@ -160,9 +162,7 @@ class Kernel:
     def cache(self) -> Cache:
         if self._cache is None:
             declared = {ns: key for ns, (_, key) in self.cache_keys.items()}
-            self._cache = Cache(
-                self.redis, declared, self.circuit, near=self.settings.near_cache
-            )
+            self._cache = Cache(self.redis, declared, self.circuit, near=self.settings.near_cache)
         return self._cache
 
     @property

@@ -37,7 +37,8 @@ class ApiMiddleware:
 
     * **Request id**: accepts a safe ``X-Request-ID`` or makes one, echoes it, and turns any
       exception that escaped the app into a problem (503 for a dependency outage, else 500).
-    * **Rate limit**: per bearer token or IP, a fixed window in Redis; fails open.
+    * **Rate limit**: per bearer token or IP, a fixed window in Redis, counted in batches
+      while the caller is far from its limit (``BatchedCounter``); fails open.
     * **Concurrency limit**: sheds load with 503 once ``concurrency`` requests are in flight
       in this process; a server-sent event stream gives its slot back once it starts.
     * **Access log**: one JSON line per request (the path only: query strings carry
@@ -99,7 +100,12 @@ class ApiMiddleware:
         send = exchange.forward
         if path.startswith("/api/"):
             identity = client_identity(scope["headers"], scope.get("client"))
-            decision = await hit(self.kernel.cache, identity, self.limit, self.window)
+            counter = self.kernel.rate_counter
+            decision = (
+                await counter.hit(identity, self.limit, self.window)
+                if counter is not None
+                else await hit(self.kernel.cache, identity, self.limit, self.window)
+            )
             if decision is not None:
                 if not decision.allowed:
                     await _rate_limited(scope, decision, self.limit, self.window)(

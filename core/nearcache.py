@@ -29,7 +29,7 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -120,9 +120,16 @@ class InvalidationListener:
     inactive (lookups go to Redis)."""
 
     def __init__(
-        self, redis_url: str, channel: str, caches: dict[str, NearCache], retry: float = 0.5
+        self,
+        redis_url: str,
+        channel: str,
+        caches: dict[str, NearCache],
+        *,
+        on_error: Callable[[BaseException], None] | None = None,
+        retry: float = 0.5,
     ) -> None:
         self.redis_url = redis_url
+        self.on_error = on_error
         self.channel = channel
         self.caches = caches
         self.retry = retry
@@ -181,6 +188,8 @@ class InvalidationListener:
             except (RedisError, OSError) as exc:
                 if self.subscribed.is_set():
                     log.warning("near caches off until Redis answers: %s", type(exc).__name__)
+                if self.on_error is not None:  # often the first to notice: tell the circuit
+                    self.on_error(exc)
             finally:
                 self._set_active(False)
                 with contextlib.suppress(Exception):
