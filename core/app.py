@@ -9,7 +9,6 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Response
 from fastapi.dependencies.models import Dependant
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute, iter_route_contexts
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
@@ -21,7 +20,7 @@ from core.errors import PROBLEM_JSON, Problem, install_error_handlers
 from core.events import BackgroundRelay
 from core.kernel import Kernel
 from core.logging import configure_logging
-from core.middleware import _EXEMPT, ApiMiddleware
+from core.middleware import _EXEMPT, ApiMiddleware, CorsForOrigins
 from core.plugins import SkillError
 from core.ratelimit import BatchedCounter
 from core.settings import Settings, parse_rate
@@ -94,11 +93,12 @@ def middleware_stack(kernel: Kernel, settings: Settings) -> list[Middleware]:
             window=window,
             concurrency=settings.concurrency_limit,
             max_body=settings.max_json_bytes,
+            vary_origin=bool(settings.cors_origins),
         )
     ]
     if settings.cors_origins:
         cors = Middleware(
-            CORSMiddleware,
+            CorsForOrigins,
             allow_origins=settings.cors_origins,
             allow_credentials=True,
             allow_methods=["*"],

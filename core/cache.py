@@ -84,7 +84,10 @@ class Cache:
         self._scripts: dict[str, Any] = {}
         self._near_declared = {ns for ns, key in declared.items() if key.near_ttl_seconds > 0}
         self.near: dict[str, NearCache] = (
-            {ns: NearCache(declared[ns].near_ttl_seconds) for ns in self._near_declared}
+            {
+                ns: NearCache(declared[ns].near_ttl_seconds, declared[ns].near_max_entries)
+                for ns in self._near_declared
+            }
             if near and client is not None
             else {}
         )

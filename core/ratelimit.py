@@ -207,15 +207,23 @@ def client_identity(
     return "ip:" + (client[0] if client else "unknown")
 
 
-async def enforce(request: Request, name: str, rate: str) -> None:
+async def enforce(request: Request, name: str, rate: str, *, exact: bool = True) -> None:
     """Count one request against the caller's named budget; 429 ``RATE_LIMITED`` when spent.
 
-    For stricter per-route limits (uploads, reports) on top of the global one.
+    For stricter per-route limits (uploads, reports) on top of the global one. ``exact=False``
+    counts through the API's :class:`BatchedCounter` (for busy routes with a generous budget,
+    such as plays): no Redis round trip while the caller is far from the limit.
     """
     limit, window = parse_rate(rate)
     kernel = request.app.state.kernel
     identity = client_identity(request.scope["headers"], request.scope.get("client"))
-    decision = await hit(kernel.cache, f"{name}:{identity}", limit, window)
+    bucket = f"{name}:{identity}"
+    counter: BatchedCounter | None = None if exact else kernel.rate_counter
+    decision = (
+        await counter.hit(bucket, limit, window)
+        if counter is not None
+        else await hit(kernel.cache, bucket, limit, window)
+    )
     if decision is not None and not decision.allowed:
         raise RateLimited(
             f"Too many '{name}' requests: at most {limit} per {window} s.",

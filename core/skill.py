@@ -42,6 +42,8 @@ class CacheKey:
     near_ttl_seconds: float = 0
     """Above 0: API processes also keep the entries they read in memory this long, dropped
     in every process when the key changes (``core.nearcache``). For hot, small entries."""
+    near_max_entries: int = 10_000
+    """The most entries each process keeps in memory (least recently filled go first)."""
 
 
 ActorFn = Callable[..., Awaitable[Any]]

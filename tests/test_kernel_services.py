@@ -179,6 +179,20 @@ def test_cors_allows_listed_origins_only(demo: httpx.Client) -> None:
         "/api/v1/demo/items", headers={"Origin": "https://evil.example", **preflight}
     )
     assert "access-control-allow-origin" not in bad.headers
+    # simple requests: the listed origin is mirrored; without Origin (servers, apps) there is
+    # nothing to allow, but shared caches must still key on Origin
+    listed = demo.get("/api/v1/demo/open", headers={"Origin": "http://localhost:5173"})
+    assert listed.headers["access-control-allow-origin"] == "http://localhost:5173"
+    assert listed.headers["access-control-allow-credentials"] == "true"
+    assert (
+        "Origin" in listed.headers["vary"]
+        and "x-request-id" in listed.headers["access-control-expose-headers"].lower()
+    )
+    plain = demo.get("/api/v1/demo/open")
+    assert "access-control-allow-origin" not in plain.headers
+    assert plain.headers.get_list("vary") == ["Origin"]
+    evil = demo.get("/api/v1/demo/open", headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in evil.headers and "Origin" in evil.headers["vary"]
 
 
 def test_rate_limit_headers_and_429(make_settings: Any, migrated_database: str) -> None:

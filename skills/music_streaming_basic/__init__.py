@@ -36,8 +36,8 @@ def register_cache_keys() -> list[CacheKey]:
             300,
             "track by id: hash of metadata JSON (no URLs; dropped on change) and counters "
             "(HINCRBY after each like/comment/play commit); API processes keep what they read "
-            "in memory for 5 s (near cache, dropped everywhere on each change)",
-            near_ttl_seconds=5,
+            "in memory for 30 s (near cache, dropped everywhere on each change)",
+            near_ttl_seconds=30,
         )
     ]
 

@@ -18,7 +18,6 @@ from sqlalchemy import ColumnElement, Row, bindparam
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.auth import MaybePrincipal
-from core.db import SessionDep
 from core.events import emit
 from core.kernel import KernelDep
 from skills.music_streaming_basic import repository as _repo
@@ -82,13 +81,11 @@ __all__ = [
 ]
 
 
-async def current_viewer(
-    principal: MaybePrincipal, session: SessionDep, kernel: KernelDep
-) -> Viewer:
+async def current_viewer(principal: MaybePrincipal, kernel: KernelDep) -> Viewer:
     """The viewer of a read endpoint: anonymous, or the caller's (provisioned) profile."""
     if principal is None:
         return Viewer()
-    profile = await profiles.current_user(principal, session, kernel)
+    profile = await profiles.current_user(principal, kernel)
     return Viewer(profile_id=profile.id, is_moderator=principal.is_moderator)
 
 
@@ -263,4 +260,3 @@ async def invalidate_owner_tracks(
     kernel: Kernel, session: AsyncSession, owner_id: uuid.UUID
 ) -> None:
     await _service.invalidate_owner(kernel, session, owner_id)
-

@@ -32,13 +32,11 @@ Writer = Annotated[Viewer, Depends(owner_viewer)]
 
 
 @router.get("/tracks/{track_id}", response_model=TrackDetail, responses=NOT_FOUND)
-async def get_track(
-    track_id: uuid.UUID, request: Request, session: SessionDep, viewer: TrackViewer
-) -> TrackRead:
+async def get_track(track_id: uuid.UUID, request: Request, viewer: TrackViewer) -> TrackRead:
     """Metadata, counts, waveform and a short-lived ``stream_url``."""
-    kernel = kernel_of(request)
+    kernel = kernel_of(request)  # no request session: a cache miss reads in autocommit
     return await service.to_read(
-        kernel, await service.visible(kernel, session, track_id, viewer), detail=True
+        kernel, await service.visible(kernel, None, track_id, viewer), detail=True
     )
 
 
@@ -48,11 +46,9 @@ async def get_track(
     response_class=RedirectResponse,
     responses={302: {"description": "Redirect to the audio bytes"}, **NOT_FOUND},
 )
-async def stream(
-    track_id: uuid.UUID, request: Request, session: SessionDep, viewer: TrackViewer
-) -> RedirectResponse:
+async def stream(track_id: uuid.UUID, request: Request, viewer: TrackViewer) -> RedirectResponse:
     """302 to the same short-lived URL as ``stream_url``."""
-    url = await service.stream_url(kernel_of(request), session, track_id, viewer)
+    url = await service.stream_url(kernel_of(request), None, track_id, viewer)
     return RedirectResponse(url, status_code=302, headers={"Cache-Control": "no-store"})
 
 

@@ -54,14 +54,16 @@ def can_view(data: dict[str, Any], viewer: Viewer) -> bool:
     )
 
 
-async def load(kernel: Kernel, session: AsyncSession, track_id: uuid.UUID) -> dict[str, Any] | None:
+async def load(
+    kernel: Kernel, session: AsyncSession | None, track_id: uuid.UUID
+) -> dict[str, Any] | None:
     """The cached JSON form of a track (plus ``owner_visible``) with its current counters, or
     None. A miss reads the row in one statement (in the session's transaction if one is open,
     else in autocommit: no BEGIN/COMMIT round trips) and seeds the cache (``track_cache``)."""
     cached = await track_cache.read(kernel.cache, track_id)
     if cached is not None:
         return cached
-    if session.in_transaction():
+    if session is not None and session.in_transaction():
         row = await repo.get_for_cache(session, track_id)
     else:
         async with kernel.db.autocommit() as conn:
@@ -75,7 +77,7 @@ async def load(kernel: Kernel, session: AsyncSession, track_id: uuid.UUID) -> di
 
 
 async def visible(
-    kernel: Kernel, session: AsyncSession, track_id: uuid.UUID, viewer: Viewer
+    kernel: Kernel, session: AsyncSession | None, track_id: uuid.UUID, viewer: Viewer
 ) -> dict[str, Any]:
     data = await load(kernel, session, track_id)
     if data is None or not can_view(data, viewer):
@@ -102,7 +104,7 @@ async def to_read(kernel: Kernel, data: dict[str, Any], *, detail: bool = False)
 
 
 async def stream_url(
-    kernel: Kernel, session: AsyncSession, track_id: uuid.UUID, viewer: Viewer
+    kernel: Kernel, session: AsyncSession | None, track_id: uuid.UUID, viewer: Viewer
 ) -> str:
     data = await visible(kernel, session, track_id, viewer)
     if data["status"] != "ready":

@@ -35,18 +35,19 @@ LIMITED = problem_doc(
 )
 
 
-
 async def play_rate_limit(request: Request) -> None:
     """Plays have their own budget (``SOUNDHIVE_PLAYS_RATE_LIMIT``), checked before any work."""
-    await enforce(request, "plays", service.settings_of(kernel_of(request)).rate_limit)
+    await enforce(
+        request, "plays", service.settings_of(kernel_of(request)).rate_limit, exact=False
+    )
 
 
-async def listener(request: Request, principal: MaybePrincipal, session: SessionDep) -> Listener:
+async def listener(request: Request, principal: MaybePrincipal) -> Listener:
     """Anonymous, or an active account: a banned one gets 403 ``ACCOUNT_BANNED``, a bad
     token 401 (never silently anonymous)."""
     if principal is None:
         return Listener(client_ip=request.client.host if request.client else "unknown")
-    profile = await active_user(await current_user(principal, session, kernel_of(request)))
+    profile = await active_user(await current_user(principal, kernel_of(request)))
     return Listener(user_id=profile.id, is_moderator=principal.is_moderator)
 
 

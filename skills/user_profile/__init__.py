@@ -45,7 +45,7 @@ def register_cache_keys() -> list[CacheKey]:
             600,
             "public profile by id (id:<uuid>), handle → id (handle:<handle>), the caller's "
             "account (acct:<uuid>, 5 min; 10 s tombstone) and sub → id (sub:<sub>, 1 day); "
-            "API processes keep what they read in memory for 5 s (near cache)",
-            near_ttl_seconds=5,
+            "API processes keep what they read in memory for 30 s (near cache)",
+            near_ttl_seconds=30,
         )
     ]

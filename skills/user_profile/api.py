@@ -31,7 +31,6 @@ from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.auth import CurrentPrincipal, Principal
-from core.db import SessionDep
 from core.kernel import KernelDep
 from skills.user_profile import repository as _repo
 from skills.user_profile import service as _service
@@ -68,17 +67,15 @@ __all__ = [
 
 
 # -- FastAPI dependencies -------------------------------------------------------------
-async def current_user(
-    principal: CurrentPrincipal, session: SessionDep, kernel: KernelDep
-) -> Account:
+async def current_user(principal: CurrentPrincipal, kernel: KernelDep) -> Account:
     """The caller's profile, created on first use; 401 without a token, 403
     ``ACCOUNT_DELETED`` for a deleted account. Banned accounts pass (they may still read).
 
     An :class:`Account` (a read-only snapshot, usually from the cache, which every change
-    invalidates after its commit). It leaves no transaction open on the request's
-    session, so your service can ``async with session.begin()`` afterwards.
+    invalidates after its commit). It does not use the request's session (a cache miss opens
+    its own), so your service can ``async with session.begin()`` afterwards.
     """
-    profile = await _service.current_account(kernel, session, principal)
+    profile = await _service.current_account(kernel, principal)
     _service.check_usable(profile, writing=False)
     return profile
 

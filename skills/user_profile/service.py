@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.auth import Principal
 from core.errors import AccountBanned, Conflict, Forbidden
-from core.events import emit
+from core.events import emit, relay_after_commit
 from skills.user_profile import repository as repo
 from skills.user_profile.errors import AccountDeleted, UserNotFound
 from skills.user_profile.models import UserProfile, utcnow
@@ -163,9 +163,10 @@ def _cached_account(data: Any, sub: str) -> Account | None:
         return None
 
 
-async def current_account(kernel: Kernel, session: AsyncSession, principal: Principal) -> Account:
-    """The caller's account through the cache: no SQL on the common path, which every
-    authenticated request takes (docs/PERFORMANCE.md)."""
+async def current_account(kernel: Kernel, principal: Principal) -> Account:
+    """The caller's account through the cache: no SQL and no session on the common path,
+    which every authenticated request takes (docs/PERFORMANCE.md); a miss reads (or creates)
+    the row in a session of its own."""
     email = principal.email if principal.email and len(principal.email) <= EMAIL_MAX else None
     user_id = _sub_ids.get(principal.sub)
     if user_id is None and len(principal.sub) <= SUB_MAX:  # new to this process: ask Redis
@@ -179,7 +180,9 @@ async def current_account(kernel: Kernel, session: AsyncSession, principal: Prin
             if email is None or email == account.email:
                 return account
             stale_email = True  # the token brings a new address: ensure_profile stores it
-    account = Account.of(await ensure_profile(session, principal))
+    async with kernel.db.session() as session:
+        account = Account.of(await ensure_profile(session, principal))
+    await relay_after_commit(kernel, session)  # a first sight emitted ``user.created``
     if stale_email:
         await invalidate(kernel, [account.id])  # the cached row has the old address
     if _sub_ids.get(principal.sub) != account.id:
