@@ -48,7 +48,8 @@ def register_models() -> list[type[Any]]:
 
 @hookspec
 def register_cache_keys() -> list[CacheKey]:
-    """Declare the Redis key namespaces (with TTLs) the skill uses through ``kernel.cache``."""
+    """Declare the Redis key namespaces (with TTLs) the skill uses through ``kernel.cache``;
+    ``near_ttl_seconds`` also keeps hot entries in each API process (docs/caching.md)."""
 
 
 @hookspec
