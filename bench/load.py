@@ -396,7 +396,12 @@ class BenchEnv:
     # -- processes ---------------------------------------------------------------------
     def start_api(self, *, log_level: str = "WARNING") -> None:
         """``soundhive serve --workers N`` in its own process group; waits for /healthz."""
-        env = {**self.env, "SOUNDHIVE_LOG_LEVEL": log_level}
+        # as deployed: a public URL is configured (no per-request served-URL detection)
+        env = {
+            **self.env,
+            "SOUNDHIVE_LOG_LEVEL": log_level,
+            "SOUNDHIVE_PUBLIC_URL": f"http://127.0.0.1:{self.api_port}",
+        }
         out = open(self.tmp / f"api-{log_level.lower()}.log", "wb")  # noqa: SIM115 - child owns it
         self.api = subprocess.Popen(
             [

@@ -141,8 +141,7 @@ class Cache:
         token = None
         if near is not None:
             copy = near.get(suffix)
-            if copy is not None:
-                metrics.CACHE_REQUESTS.labels(namespace, "near").inc()
+            if copy is not None:  # counted by the near cache (core.nearcache.report)
                 return json.loads(copy)
             token = near.begin(suffix)
         try:

@@ -35,6 +35,8 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from core import metrics
+
 log = logging.getLogger("soundhive.cache")
 
 CLEAR_ALL = "*"
@@ -63,6 +65,10 @@ class NearCache:
         self.active = False
         self._entries: OrderedDict[str, tuple[float, Any]] = OrderedDict()
         self._reads: dict[str, object] = {}
+        self.hits = 0
+        """Hits not yet added to ``soundhive_cache_requests_total{result="near"}``: the
+        listener adds them about once a second (a multiprocess metric update per hit cost
+        more than the hit itself)."""
 
     def get(self, suffix: str) -> Any | None:
         if not self.active:
@@ -73,6 +79,7 @@ class NearCache:
         if entry[0] < time.monotonic():
             del self._entries[suffix]
             return None
+        self.hits += 1
         return entry[1]
 
     def begin(self, suffix: str) -> object | None:
@@ -134,6 +141,7 @@ class InvalidationListener:
         self.caches = caches
         self.retry = retry
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self.subscribed = asyncio.Event()
 
     def start(self) -> None:
@@ -141,11 +149,14 @@ class InvalidationListener:
             self._task = asyncio.create_task(self._run(), name="near-cache-invalidations")
 
     async def stop(self) -> None:
+        # the flag as well as the cancel: redis-py can turn a cancel that races its read
+        # timeout into a TimeoutError, which the loop would take for a lost connection
+        self._stopping = True
         self._set_active(False)
+        self.report()
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait({self._task}, timeout=3)  # never hold up a shutdown
             self._task = None
 
     def apply(self, message: str) -> None:
@@ -158,6 +169,13 @@ class InvalidationListener:
         if near is not None:
             near.drop(rest.split("\n") if rest else [CLEAR_ALL])
 
+    def report(self) -> None:
+        """Add the hits counted since the last report to the cache metrics."""
+        for namespace, near in self.caches.items():
+            if near.hits:
+                hits, near.hits = near.hits, 0
+                metrics.CACHE_REQUESTS.labels(namespace, "near").inc(hits)
+
     def _set_active(self, active: bool) -> None:
         for cache in self.caches.values():
             cache.clear()
@@ -168,15 +186,16 @@ class InvalidationListener:
             self.subscribed.clear()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             client = aioredis.Redis.from_url(
                 self.redis_url, socket_connect_timeout=0.5, health_check_interval=5
             )
             try:
                 async with client.pubsub() as pubsub:
                     await pubsub.subscribe(self.channel)
-                    while True:
-                        message = await pubsub.get_message(timeout=5.0)
+                    while not self._stopping:
+                        message = await pubsub.get_message(timeout=1.0)
+                        self.report()
                         if message is None:
                             continue
                         if message["type"] == "subscribe":  # confirmed: drops now reach us
@@ -186,6 +205,8 @@ class InvalidationListener:
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
+                if self._stopping:
+                    return
                 if self.subscribed.is_set():
                     log.warning("near caches off until Redis answers: %s", type(exc).__name__)
                 if self.on_error is not None:  # often the first to notice: tell the circuit

@@ -10,7 +10,6 @@ Redis in batches while a caller is far from its limit (docs/PERFORMANCE.md).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import time
@@ -105,16 +104,17 @@ class BatchedCounter:
         self._next_prune = 0.0
         self._trips = cache.circuit.trips
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="rate-limit-reports")
 
     async def stop(self) -> None:
+        self._stopping = True  # a cancel that lands inside a Redis call may be swallowed
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait({self._task}, timeout=3)  # never hold up a shutdown
             self._task = None
         await self.flush()
 
@@ -188,7 +188,7 @@ class BatchedCounter:
                 reported.known = max(reported.known, int(count))
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self.interval)
             try:
                 await self.flush()

@@ -91,9 +91,7 @@ async def read(cache: Cache, track_id: uuid.UUID | str) -> dict[str, Any] | None
     suffix = str(track_id)
     near = cache.near_cache(NAMESPACE)
     fields = near.get(suffix) if near is not None else None
-    if fields is not None:
-        _count("near")
-    else:
+    if fields is None:  # (a near hit is counted by the near cache itself)
         token = near.begin(suffix) if near is not None else None
         try:
             fields = await cache.client.hgetall(_key(cache, suffix))  # type: ignore[union-attr]
