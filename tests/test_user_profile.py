@@ -558,7 +558,9 @@ def test_reads_fill_the_cache_and_writes_invalidate_it(api: Any, rds: Any) -> No
     assert api.get("/api/v1/users/by-handle/mia_new").json()["id"] == mia["id"]
 
 
-def test_the_callers_account_is_cached_and_every_change_drops_it(api: Any, rds: Any) -> None:
+def test_the_callers_account_is_cached_and_every_change_drops_it(
+    api: Any, rds: Any, live_server: Any
+) -> None:
     """Every authenticated request needs the caller's row: after the first call it comes from
     Redis (``acct:<id>`` behind ``sub:<sub>``), never stale after a change."""
     first = me(api, "ada", email="ada@example.com")
@@ -582,9 +584,14 @@ def test_the_callers_account_is_cached_and_every_change_drops_it(api: Any, rds: 
     assert json.loads(rds.get(acct)) == {"changed": True} and 0 < rds.ttl(acct) <= 10
     assert me(api, "ada", email="ada@example.com")["display_name"] == "Ada L"
     assert json.loads(rds.get(acct)) == {"changed": True}  # not overwritten
+    # the API process keeps copies in memory (near cache), but never of a tombstone
+    near = live_server.kernel.cache.near_cache("user-profile")
+    assert near is not None and near.get(f"acct:{first['id']}") is None
     change_cached(rds, acct)  # as when the tombstone expires
     assert me(api, "ada", email="ada@example.com")["display_name"] == "Ada L"
     assert json.loads(rds.get(acct))["display_name"] == "Ada L"
+    assert me(api, "ada", email="ada@example.com")["display_name"] == "Ada L"
+    assert json.loads(near.get(f"acct:{first['id']}"))["display_name"] == "Ada L"
 
     # a new address in the token is taken at once, whatever the cache holds
     assert me(api, "ada", email="ada@new.example")["email"] == "ada@new.example"

@@ -176,6 +176,9 @@ async def current_account(kernel: Kernel, principal: Principal) -> Account:
     if user_id is not None:
         data = await kernel.cache.get(NAMESPACE, account_key(user_id))
         account = _cached_account(data, principal.sub)
+        near = kernel.cache.near_cache(NAMESPACE)
+        if account is None and data is not None and near is not None:
+            near.drop([account_key(user_id)])  # a tombstone: not worth keeping in memory
         if account is not None:
             if email is None or email == account.email:
                 return account
