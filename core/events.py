@@ -8,7 +8,6 @@ broker outage delays events but never loses them. Delivery is at-least-once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from contextvars import ContextVar
@@ -193,6 +192,7 @@ class BackgroundRelay:
         self._wanted = asyncio.Event()
         self._busy = False  # a relay pass was under way (it may have been cancelled mid-way)
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     @property
     def running(self) -> bool:
@@ -208,9 +208,11 @@ class BackgroundRelay:
         """Stop, then relay what the last requests committed (bounded: shutdown must end)."""
         if self._task is None:
             return
+        # a flag as well as the cancel: a driver may turn a cancel that lands in its I/O into
+        # an ordinary error, which the loop below would log and carry on from
+        self._stopping = True
         self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        await asyncio.wait({self._task}, timeout=5)
         self._task = None
         if self._wanted.is_set() or self._busy:
             try:
@@ -219,7 +221,7 @@ class BackgroundRelay:
                 log.warning("outbox relay at shutdown deferred: %s", type(exc).__name__)
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             await self._wanted.wait()
             self._wanted.clear()
             self._busy = True
