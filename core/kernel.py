@@ -48,9 +48,9 @@ class Kernel:
         self._redis: Any = None
         self._cache: Cache | None = None
         self.relay: Any = None
+        """The app's :class:`core.events.BackgroundRelay` while it serves (else ``None``)."""
         self.rate_counter: Any = None
         """The API's ``core.ratelimit.BatchedCounter`` while it runs (None: exact counting)."""
-        """The app's :class:`core.events.BackgroundRelay` while it serves (else ``None``)."""
         self._broker: dramatiq.Broker | None = None
         self._storage: Storage | None = None
         self.circuit = Circuit()
