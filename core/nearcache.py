@@ -54,7 +54,8 @@ def drop_message(namespace: str, suffixes: Iterable[str]) -> str:
 
 
 class NearCache:
-    """One namespace's copies: a TTL-bounded LRU of values read from Redis.
+    """One namespace's copies of values read from Redis, bounded in age (``ttl``) and number
+    (``maxsize``; the oldest fill goes first).
 
     Values are shared between requests, so callers store immutable data (bytes, or dicts of
     bytes they never mutate)."""
