@@ -62,14 +62,16 @@ return 1
 """
 
 # Apply committed deltas only to a cached hash; a missing entry is loaded fresh by its next
-# reader. The TTL is left alone so it keeps bounding the seed race described above.
+# reader. The TTL is left alone so it keeps bounding the seed race described above. The
+# near-cache drop is published either way: a process may still hold a copy of a hash that
+# has since expired or been deleted.
 _BUMP = """
+if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], ARGV[5]) end
 if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then return 0 end
 local fields = {'like', 'comment', 'play'}
 for i, field in ipairs(fields) do
   if ARGV[i] ~= '0' then redis.call('HINCRBY', KEYS[1], field, ARGV[i]) end
 end
-if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], ARGV[5]) end
 return 1
 """
 
