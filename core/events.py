@@ -15,9 +15,10 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import dramatiq
-from sqlalchemy import Column, DateTime, Index, delete, func, select, text
+from sqlalchemy import Column, DateTime, Index, Insert, delete, func, literal, select, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import ColumnElement, FromClause
 from sqlmodel import Field, SQLModel
 
 from core import metrics
@@ -65,6 +66,22 @@ def emit(session: AsyncSession, event_type: str, payload: dict[str, Any]) -> Out
     session.info["outbox_dirty"] = True
     _emitted.set(True)
     return row
+
+
+def outbox_insert(
+    event_type: str, payload: dict[str, ColumnElement[Any] | Any], source: FromClause
+) -> Insert:
+    """:func:`emit` as part of a single-statement write: an ``INSERT`` of one event per row
+    of ``source`` (a CTE of the same statement), its payload built in SQL from ``payload``'s
+    expressions. Embed it with ``add_cte`` and call :func:`events_committed` once the
+    statement has run. Why: a write that is one statement in autocommit needs no ``BEGIN``,
+    ``COMMIT`` or ORM flush, which cost a hot write more than its SQL (docs/PERFORMANCE.md)."""
+    pairs = [part for key, value in payload.items() for part in (literal(key), value)]
+    table = OutboxEvent.__table__  # type: ignore[attr-defined]
+    rows = select(
+        func.gen_random_uuid(), literal(event_type), func.jsonb_build_object(*pairs), func.now()
+    ).select_from(source)
+    return table.insert().from_select(["id", "type", "payload", "occurred_at"], rows)
 
 
 async def relaying(kernel: Kernel, work: Any) -> Any:
@@ -166,8 +183,13 @@ async def prune_relayed(kernel: Kernel, *, older_than: timedelta = timedelta(day
 async def relay_after_commit(kernel: Kernel, session: AsyncSession) -> None:
     """After a request that emitted events: wake this process's background relay, or relay
     right here where none runs (CLI, scripts). Failures are left to the scheduler's loop."""
-    if not session.info.pop("outbox_dirty", False):
-        return
+    if session.info.pop("outbox_dirty", False):
+        await events_committed(kernel)
+
+
+async def events_committed(kernel: Kernel) -> None:
+    """Events were committed outside a session (an :func:`outbox_insert`): relay them as
+    :func:`relay_after_commit` would."""
     relay: BackgroundRelay | None = getattr(kernel, "relay", None)
     if relay is not None and relay.running:
         relay.wake()

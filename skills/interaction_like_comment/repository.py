@@ -12,10 +12,14 @@ from typing import Any, Literal
 from sqlalchemy import (
     ColumnElement,
     Row,
+    Text,
     and_,
     bindparam,
+    cast,
     delete,
+    exists,
     func,
+    literal_column,
     or_,
     select,
     true,
@@ -23,8 +27,9 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from core.events import outbox_insert
 from skills.interaction_like_comment.models import Comment, Like
 from skills.music_streaming_basic import api as tracks
 from skills.music_streaming_basic.api import Track
@@ -93,33 +98,70 @@ def viewable_track(viewer_id: uuid.UUID | None, moderator: bool) -> ColumnElemen
 
 
 # -- likes --------------------------------------------------------------------------------
-_INSERT_LIKE = (
-    insert(Like.__table__)  # type: ignore[attr-defined]
-    .values(id=bindparam("like_id"), track_id=bindparam("track_id"), user_id=bindparam("user_id"))
-    .on_conflict_do_nothing(constraint="uq_likes_track_user")
-    .returning(L.id)
-)
-_DELETE_LIKE = (
-    delete(Like.__table__)  # type: ignore[attr-defined]
-    .where(L.track_id == bindparam("track_id"), L.user_id == bindparam("user_id"))
-    .returning(L.id)
-)
-"""Built once: the like endpoints' hot statements (construction costs more than execution)."""
 
 
-async def insert_like(
-    session: AsyncSession, track_id: uuid.UUID, user_id: uuid.UUID
-) -> uuid.UUID | None:
-    """``INSERT … ON CONFLICT DO NOTHING``: the new row's id, ``None`` if already liked."""
-    params = {"like_id": uuid.uuid4(), "track_id": track_id, "user_id": user_id}
-    return (await session.execute(_INSERT_LIKE, params)).scalar_one_or_none()
+@functools.cache
+def _set_like_statement(liked: bool, moderator: bool) -> Any:
+    """A like or unlike as one statement (so it runs in autocommit, one round trip): lock the
+    track if the viewer may see it (``target``), insert or delete the like (``changed``), add
+    the delta to the counter and record the event only if that changed something. Answers
+    one row ``(like_count before, like_count after or NULL)``, none when the track is not
+    visible. Parameters: ``track_id``, ``viewer_id``, ``like_id`` (liking only), ``delta_like``.
+    """
+    target = _lock_statement(moderator, True).cte("target")
+    mine = (L.track_id == bindparam("track_id"), L.user_id == bindparam("viewer_id"))
+    if liked:
+        new_row: Any = select(bindparam("like_id"), bindparam("track_id"), bindparam("viewer_id"))
+        changed = (
+            insert(Like.__table__)  # type: ignore[attr-defined]
+            .from_select(["id", "track_id", "user_id"], new_row.select_from(target))
+            .on_conflict_do_nothing(constraint="uq_likes_track_user")
+            .returning(L.id)
+            .cte("changed")
+        )
+    else:
+        changed = (
+            delete(Like.__table__)  # type: ignore[attr-defined]
+            .where(*mine, exists(select(literal_column("1")).select_from(target)))
+            .returning(L.id)
+            .cte("changed")
+        )
+    counted = (
+        tracks.adjust_counters_statement("like")
+        .where(exists(select(literal_column("1")).select_from(changed)))
+        .cte("counted")
+    )
+    event = outbox_insert(
+        "track.liked" if liked else "track.unliked",
+        {
+            "track_id": cast(bindparam("track_id"), Text),
+            "user_id": cast(bindparam("viewer_id"), Text),
+            "owner_id": cast(target.c.owner_id, Text),
+        },
+        target.join(changed, true()),
+    ).cte("event")
+    after = select(counted.c.like_count).scalar_subquery()
+    return select(target.c.like_count, after).select_from(target).add_cte(event)
 
 
-async def delete_like(
-    session: AsyncSession, track_id: uuid.UUID, user_id: uuid.UUID
-) -> uuid.UUID | None:
-    params = {"track_id": track_id, "user_id": user_id}
-    return (await session.execute(_DELETE_LIKE, params)).scalar_one_or_none()
+async def set_like(
+    conn: AsyncConnection,
+    track_id: uuid.UUID,
+    viewer_id: uuid.UUID,
+    *,
+    liked: bool,
+    moderator: bool,
+) -> AnyRow | None:
+    """Run :func:`_set_like_statement`: ``(like_count before, after or None)``, or ``None``
+    when the viewer cannot see the track."""
+    params: dict[str, Any] = {
+        "track_id": track_id,
+        "viewer_id": viewer_id,
+        "delta_like": 1 if liked else -1,
+    }
+    if liked:
+        params["like_id"] = uuid.uuid4()
+    return (await conn.execute(_set_like_statement(liked, moderator), params)).first()
 
 
 async def is_liked(session: AsyncSession, track_id: uuid.UUID, user_id: uuid.UUID) -> bool:

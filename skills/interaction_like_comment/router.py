@@ -62,19 +62,15 @@ WRITE: dict[int | str, dict[str, Any]] = {401: AUTH, 403: BANNED, 404: TRACK_404
 
 
 @router.post("/tracks/{track_id}/like", response_model=LikeState, responses=WRITE)
-async def like(
-    track_id: uuid.UUID, session: SessionDep, kernel: KernelDep, viewer: Writer
-) -> LikeState:
+async def like(track_id: uuid.UUID, kernel: KernelDep, viewer: Writer) -> LikeState:
     """Like a track (idempotent: a repeat changes nothing and answers the same)."""
-    return await service.set_like(kernel, session, track_id, viewer, True)
+    return await service.set_like(kernel, track_id, viewer, True)
 
 
 @router.delete("/tracks/{track_id}/like", response_model=LikeState, responses=WRITE)
-async def unlike(
-    track_id: uuid.UUID, session: SessionDep, kernel: KernelDep, viewer: Writer
-) -> LikeState:
+async def unlike(track_id: uuid.UUID, kernel: KernelDep, viewer: Writer) -> LikeState:
     """Remove the caller's like (idempotent)."""
-    return await service.set_like(kernel, session, track_id, viewer, False)
+    return await service.set_like(kernel, track_id, viewer, False)
 
 
 @router.get("/tracks/{track_id}/like", response_model=LikeState, responses={404: TRACK_404})

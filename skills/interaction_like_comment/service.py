@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import Forbidden, NotFound, ValidationFailed
-from core.events import emit
+from core.events import emit, events_committed
 from core.pagination import decode_cursor, encode_cursor
 from skills.interaction_like_comment import repository as repo
 from skills.interaction_like_comment.models import Comment
@@ -48,43 +48,27 @@ def invalid_cursor() -> ValidationFailed:
 
 
 # -- likes ----------------------------------------------------------------------------------
-async def set_like(
-    kernel: Kernel, session: AsyncSession, track_id: uuid.UUID, viewer: Viewer, liked: bool
-) -> LikeState:
+async def set_like(kernel: Kernel, track_id: uuid.UUID, viewer: Viewer, liked: bool) -> LikeState:
     """Like (or unlike) a track the viewer can see; repeats change nothing and answer the same.
 
-    Visibility is checked by the statement that locks the track, and the new count comes back
-    from the counter's ``UPDATE … RETURNING`` (or from the locked row when nothing changed):
-    no cache read before, no count read after. The cached track keeps its metadata; only the
-    delta is applied to it after the commit."""
+    One statement in autocommit (``repository._set_like_statement``) checks visibility while
+    locking the track, changes the like, moves the counter and records the event, so all of
+    it commits or none does, in one round trip and without an ORM session. The new count
+    comes back from the counter's ``UPDATE … RETURNING`` (or from the locked row when nothing
+    changed). The cached track keeps its metadata; only the delta is applied after."""
     assert viewer.profile_id is not None
-    delta = 1 if liked else -1
-    async with session.begin():
-        track = await repo.lock_track(session, track_id, viewer.profile_id, viewer.is_moderator)
-        if track is None:
-            raise tracks.track_not_found()
-        if liked:
-            changed = await repo.insert_like(session, track_id, viewer.profile_id) is not None
-        else:
-            changed = await repo.delete_like(session, track_id, viewer.profile_id) is not None
-        like_count = track.like_count
-        if changed:
-            counts = await tracks.adjust_track_counters(session, track_id, likes=delta)
-            if counts is None:  # cannot happen under our key-share lock; never a 500
-                raise tracks.track_not_found()
-            like_count = counts.like_count
-            emit(
-                session,
-                "track.liked" if liked else "track.unliked",
-                {
-                    "track_id": str(track_id),
-                    "user_id": str(viewer.profile_id),
-                    "owner_id": str(track.owner_id),
-                },
-            )
-    if changed:
-        await tracks.counters_changed(kernel, track_id, likes=delta)
-    return LikeState(liked=liked, like_count=like_count)
+    async with kernel.db.autocommit() as conn:
+        row = await repo.set_like(
+            conn, track_id, viewer.profile_id, liked=liked, moderator=viewer.is_moderator
+        )
+    if row is None:
+        raise tracks.track_not_found()
+    before, after = row
+    if after is None:  # already (un)liked: nothing changed
+        return LikeState(liked=liked, like_count=before)
+    await events_committed(kernel)
+    await tracks.counters_changed(kernel, track_id, likes=1 if liked else -1)
+    return LikeState(liked=liked, like_count=after)
 
 
 async def like_state(

@@ -58,6 +58,7 @@ __all__ = [
     "TrackViewer",
     "Viewer",
     "Visibility",
+    "adjust_counters_statement",
     "adjust_track_counters",
     "counters_changed",
     "create_track",
@@ -124,9 +125,10 @@ def viewable_condition_param(*, moderator: bool, signed_in: bool) -> ColumnEleme
 
 
 async def visible_track(
-    kernel: Kernel, session: AsyncSession, track_id: uuid.UUID, viewer: Viewer
+    kernel: Kernel, session: AsyncSession | None, track_id: uuid.UUID, viewer: Viewer
 ) -> dict[str, Any]:
-    """The cached track if ``viewer`` may see it, else 404 ``TRACK_NOT_FOUND``."""
+    """The cached track if ``viewer`` may see it, else 404 ``TRACK_NOT_FOUND``. A miss reads
+    in ``session``'s open transaction, else in autocommit (``session`` may be None)."""
     return await _service.visible(kernel, session, track_id, viewer)
 
 
@@ -224,6 +226,17 @@ async def adjust_track_counters(
     RETURNING``), or None if the track does not exist. Call :func:`counters_changed` with the
     same deltas after your commit."""
     return await _repo.adjust_counters(session, track_id, like=likes, comment=comments, play=plays)
+
+
+def adjust_counters_statement(*counters: str) -> Any:
+    """:func:`adjust_track_counters` as a statement to embed in a single-statement write (a
+    data-modifying CTE), so a hot write needs no transaction of several round trips.
+    Parameters ``track_id`` and ``delta_<counter>`` for each of ``counters`` (``"like"``,
+    ``"comment"``, ``"play"``); returns ``like_count``, ``comment_count``, ``play_count``.
+    Narrow it with ``.where(…)``; call :func:`counters_changed` after it ran."""
+    if not counters or set(counters) - set(_repo.COUNTERS):
+        raise ValueError(f"counters must be some of {_repo.COUNTERS}, not {counters}")
+    return _repo.adjust_statement(tuple(counters))
 
 
 async def counters_changed(

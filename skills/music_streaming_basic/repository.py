@@ -193,7 +193,7 @@ _COUNT_COLUMNS = (T.like_count, T.comment_count, T.play_count)
 
 
 @functools.cache
-def _adjust_statement(names: tuple[str, ...]) -> Any:
+def adjust_statement(names: tuple[str, ...]) -> Any:
     """``UPDATE … RETURNING`` the counters, adding ``:delta_<name>`` (never below 0) to each
     named one; ``SELECT`` them when none is named. Built once per combination of counters."""
     if not names:
@@ -221,7 +221,7 @@ async def adjust_counters(
     names = tuple(name for name in COUNTERS if deltas.get(name))
     params: dict[str, Any] = {"track_id": track_id}
     params.update((f"delta_{name}", deltas[name]) for name in names)
-    row = (await session.execute(_adjust_statement(names), params)).first()
+    row = (await session.execute(adjust_statement(names), params)).first()
     return None if row is None else TrackCounts(*row)
 
 

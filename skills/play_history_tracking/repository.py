@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     Select,
+    Text,
+    Uuid,
     and_,
     bindparam,
+    cast,
     func,
     insert,
+    literal,
     or_,
     select,
     true,
     tuple_,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from core.events import outbox_insert
+from skills.music_streaming_basic import api as tracks
 from skills.music_streaming_basic.api import Track
 from skills.play_history_tracking.models import PlayHistory
 from skills.user_profile.api import UserProfile, visible_condition
@@ -37,6 +45,53 @@ _INSERT_PLAY = insert(PlayHistory.__table__).values(  # type: ignore[attr-define
 _PLAY_COUNT = select(T.play_count).where(T.id == bindparam("track_id"))
 _PLAY_COUNT_HELD = _PLAY_COUNT.with_for_update(read=True, key_share=True)
 """Built once: a play's hot statements (construction costs more than execution)."""
+
+
+@functools.cache
+def _play_statement(counted: bool, stored: bool) -> Any:
+    """A play as one statement (autocommit, one round trip), answering the track's
+    ``play_count`` (no row: the track is gone). Counted: the counter's ``UPDATE … RETURNING``
+    (row-locked), the history row and the ``track.played`` event, only if the track exists.
+    Stored but not counted: the history row under a key-share lock on the track, so a
+    concurrent deletion waits and then cascades to it. Neither: just the count.
+    Parameters: ``track_id``, ``user_id``, ``played_ms``, ``delta_play`` (counted)."""
+    if counted:
+        track = tracks.adjust_counters_statement("play").cte("track")
+    else:
+        track = (_PLAY_COUNT_HELD if stored else _PLAY_COUNT).cte("track")
+    statement = select(track.c.play_count)
+    user_id = cast(bindparam("user_id"), Uuid)
+    played_ms = cast(bindparam("played_ms"), Integer)
+    if stored:
+        row = select(user_id, bindparam("track_id"), played_ms, literal(counted))
+        history = insert(PlayHistory.__table__).from_select(  # type: ignore[attr-defined]
+            ["user_id", "track_id", "played_ms", "counted"], row.select_from(track)
+        )
+        statement = statement.add_cte(history.cte("stored"))
+    if counted:
+        payload: dict[str, Any] = {
+            "track_id": cast(bindparam("track_id"), Text),
+            "user_id": cast(user_id, Text),
+            "counted": true(),
+            "played_ms": played_ms,
+        }
+        statement = statement.add_cte(outbox_insert("track.played", payload, track).cte("event"))
+    return statement
+
+
+async def record_play(
+    conn: AsyncConnection,
+    *,
+    user_id: uuid.UUID | None,
+    track_id: uuid.UUID,
+    played_ms: int | None,
+    counted: bool,
+    stored: bool,
+) -> int | None:
+    """Run :func:`_play_statement`: the track's ``play_count`` after the play, None if gone."""
+    params = {"track_id": track_id, "user_id": user_id, "played_ms": played_ms, "delta_play": 1}
+    value = (await conn.execute(_play_statement(counted, stored), params)).scalar()
+    return None if value is None else int(value)
 
 
 async def insert_play(

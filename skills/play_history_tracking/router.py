@@ -61,7 +61,6 @@ async def listener(request: Request, principal: MaybePrincipal) -> Listener:
 async def play(
     track_id: Annotated[uuid.UUID, Path(description="The track played.")],
     request: Request,
-    session: SessionDep,
     who: Annotated[Listener, Depends(listener)],
     report: Annotated[PlayReport | None, Body()] = None,
 ) -> PlayResult:
@@ -69,7 +68,7 @@ async def play(
     duration, 240 s) — once per listener and track per window of that length. Signed-in
     plays go to the caller's history; anonymous plays are stored in nobody's history."""
     played_ms = report.played_ms if report else None
-    return await service.record_play(kernel_of(request), session, track_id, who, played_ms)
+    return await service.record_play(kernel_of(request), track_id, who, played_ms)
 
 
 @router.get(

@@ -13,7 +13,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import NotFound
-from core.events import emit
+from core.events import emit, events_committed, relay_after_commit
 from core.pagination import decode_cursor, encode_cursor
 from skills.music_streaming_basic import api as tracks
 from skills.play_history_tracking import repository as repo
@@ -67,23 +67,20 @@ async def claim_window(cache: Cache, suffix: str, seconds: int) -> bool | None:
 
 
 async def record_play(
-    kernel: Kernel,
-    session: AsyncSession,
-    track_id: uuid.UUID,
-    listener: Listener,
-    played_ms: int | None,
+    kernel: Kernel, track_id: uuid.UUID, listener: Listener, played_ms: int | None
 ) -> PlayResult:
     """Record one play; count it when it qualifies and the listener's window is free.
 
-    With Redis down, a signed-in listener's window is checked on their history rows under an
-    advisory lock (exact, just slower); an anonymous play does not count then, because
-    nothing else would stop a script from inflating counts during the outage.
-
     Status and duration come from the cached track (counted plays no longer evict it: they
     add their delta to it after the commit), so a play is one Redis read, the window claim,
-    and a transaction of UPDATE … RETURNING, the history row and the event.
+    and one statement in autocommit (``repository._play_statement``: the counter's ``UPDATE
+    … RETURNING``, the history row and the event, committed together).
+
+    With Redis down, a signed-in listener's window is checked on their history rows under an
+    advisory lock (exact, just slower: :func:`_record_checked`); an anonymous play does not
+    count then, because nothing else would stop a script from inflating counts meanwhile.
     """
-    data = await tracks.visible_track(kernel, session, track_id, listener.viewer)
+    data = await tracks.visible_track(kernel, None, track_id, listener.viewer)
     if data["status"] != "ready":
         raise NotFound("The track is not ready to play yet.", code="TRACK_NOT_READY")
     duration_ms = data.get("duration_ms")
@@ -92,41 +89,60 @@ async def record_play(
     claimed: bool | None = None
     if counted:
         claimed = await claim_window(kernel.cache, listener.window_key(track_id), window)
-        counted = bool(claimed) or (claimed is None and listener.user_id is not None)
+        if claimed is None and listener.user_id is not None:
+            return await _record_checked(kernel, track_id, listener, played_ms, window)
+        counted = bool(claimed)
     try:
-        async with session.begin():
-            if counted and claimed is None:
-                assert listener.user_id is not None
-                await repo.lock_listener_track(session, listener.user_id, track_id)
-                counted = not await repo.counted_within(session, listener.user_id, track_id, window)
-            stored = listener.user_id is not None or counted
-            play_count = await _count(session, track_id, counted=counted, hold=stored)
-            if stored:
-                await repo.insert_play(
-                    session,
-                    user_id=listener.user_id,
-                    track_id=track_id,
-                    played_ms=played_ms,
-                    counted=counted,
-                )
-            if counted:
-                emit(session, "track.played", _event(track_id, listener, played_ms))
+        async with kernel.db.autocommit() as conn:
+            play_count = await repo.record_play(
+                conn,
+                user_id=listener.user_id,
+                track_id=track_id,
+                played_ms=played_ms,
+                counted=counted,
+                stored=listener.user_id is not None or counted,
+            )
+        if play_count is None:
+            raise tracks.track_not_found()
     except BaseException:
         if claimed:  # let a retry count: this play never happened
             await kernel.cache.invalidate(WINDOW_NAMESPACE, listener.window_key(track_id))
         raise
+    if counted:
+        await events_committed(kernel)
+        await tracks.counters_changed(kernel, track_id, plays=+1)
+    return PlayResult(counted=counted, play_count=play_count)
+
+
+async def _record_checked(
+    kernel: Kernel, track_id: uuid.UUID, listener: Listener, played_ms: int | None, window: int
+) -> PlayResult:
+    """A qualifying signed-in play while Redis is down: the window is checked on the
+    listener's history, serialised by an advisory lock, in one transaction."""
+    assert listener.user_id is not None
+    async with kernel.db.session() as session:
+        async with session.begin():
+            await repo.lock_listener_track(session, listener.user_id, track_id)
+            counted = not await repo.counted_within(session, listener.user_id, track_id, window)
+            play_count = await _count(session, track_id, counted=counted, hold=True)
+            await repo.insert_play(
+                session,
+                user_id=listener.user_id,
+                track_id=track_id,
+                played_ms=played_ms,
+                counted=counted,
+            )
+            if counted:
+                emit(session, "track.played", _event(track_id, listener, played_ms))
+        await relay_after_commit(kernel, session)
     if counted:
         await tracks.counters_changed(kernel, track_id, plays=+1)
     return PlayResult(counted=counted, play_count=play_count)
 
 
 async def _count(session: AsyncSession, track_id: uuid.UUID, *, counted: bool, hold: bool) -> int:
-    """Add the play (row-locked, atomic) when it counts; the current count either way.
-
-    A counted play's UPDATE already locks the row and returns the new count; an uncounted one
-    that is stored holds a key-share lock, so a concurrent deletion waits and then cascades to
-    our row.
-    """
+    """Add the play (row-locked, atomic) when it counts; the current count either way (held
+    with a key-share lock, so a concurrent deletion waits and then cascades to our row)."""
     if counted:
         counts = await tracks.adjust_track_counters(session, track_id, plays=+1)
         if counts is None:
