@@ -35,6 +35,7 @@ from core.storage import (
     build_storage,
 )
 from core.storage.local import LocalStorage
+from core.storage.memo import PresignMemo, rounded_expiry
 from core.storage.s3 import S3Storage
 from core.storage.signing import Grant
 from core.testing.live import LiveServer
@@ -287,6 +288,50 @@ def problem(response: httpx.Response, status: int, code: str) -> None:
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["code"] == code
+
+
+async def test_get_urls_are_reused_within_their_bucket_and_last_as_asked(
+    storage: Storage, http: httpx.AsyncClient
+) -> None:
+    """Signing costs more than a cached read, so one URL serves a whole expiry bucket; it
+    still lasts at least as long as asked, and differs per object and download name."""
+    key = new_key()
+    await storage.put_bytes(key, DATA, "audio/mpeg")
+    asked = time.time()
+    first = await storage.presign_get(key, expires_in=300)
+    assert await storage.presign_get(key, expires_in=300) == first
+    assert (await http.get(first)).content == DATA
+    assert await storage.presign_get(key, expires_in=600) != first
+    assert await storage.presign_get(key, expires_in=300, download_name="a.mp3") != first
+    assert await storage.presign_get(new_key(), expires_in=300) != first
+    query = dict(parse_qsl(urlsplit(first).query))
+    if "X-Amz-Expires" in query:  # S3: relative to the signing time
+        lifetime = int(query["X-Amz-Expires"])
+    else:
+        lifetime = int(query["expires"]) - int(asked)
+    assert 300 <= lifetime <= 330  # a 30 s bucket: at least as asked, at most one bucket more
+    await storage.delete(key)
+
+
+def test_rounded_expiry_buckets() -> None:
+    assert rounded_expiry(900, now=1_000) == 1_920  # 60 s buckets (the cap)
+    assert rounded_expiry(900, now=1_020.9) == 1_920
+    assert rounded_expiry(900, now=1_021) == 1_980
+    assert rounded_expiry(120, now=1_000) == 1_128  # 12 s buckets
+    assert rounded_expiry(5, now=1_000) == 1_005  # 1 s buckets: exact
+
+
+def test_presign_memo_stays_bounded() -> None:
+    memo = PresignMemo(max_entries=3)
+    now = int(time.time())
+    memo.put(("gone", now - 1), "u0", now - 1)
+    memo.put(("a", now + 60), "u1", now + 60)
+    memo.put(("b", now + 60), "u2", now + 60)
+    memo.put(("c", now + 60), "u3", now + 60)  # full: the expired entry makes room
+    assert memo.get(("gone", now - 1)) is None
+    assert [memo.get((k, now + 60)) for k in "abc"] == ["u1", "u2", "u3"]
+    memo.put(("d", now + 60), "u4", now + 60)  # full of live entries: start over
+    assert memo.get(("a", now + 60)) is None and memo.get(("d", now + 60)) == "u4"
 
 
 async def test_local_expired_urls_are_refused(local: LocalStorage, http: httpx.AsyncClient) -> None:
@@ -634,7 +679,8 @@ async def test_s3_presigned_put_binds_type_length_and_write_once(s3_storage: S3S
     assert urlsplit(signed.url).path == f"/{BUCKET}/uploads/u/k"  # path-style for endpoints
     assert signed.headers == {"Content-Type": "audio/flac", "If-None-Match": "*"}
     url = await s3_storage.presign_get("uploads/u/k", expires_in=120)
-    assert dict(parse_qsl(urlsplit(url).query))["X-Amz-Expires"] == "120"
+    # the expiry is rounded up to a 12 s bucket (core/storage/memo.py): valid 120-132 s
+    assert 120 <= int(dict(parse_qsl(urlsplit(url).query))["X-Amz-Expires"]) <= 132
 
 
 async def test_s3_bucket_is_created_outside_prod_only(

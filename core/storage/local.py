@@ -40,6 +40,7 @@ from core.storage.keys import (
     validate_key,
     validate_prefix,
 )
+from core.storage.memo import PresignMemo, rounded_expiry
 from core.storage.signing import Grant, UrlSigner
 
 T = TypeVar("T")
@@ -58,6 +59,7 @@ class LocalStorage:
         self.settings = settings
         self.root = Path(settings.data_dir) / "objects"
         self._base_url = (settings.public_url or "").rstrip("/")
+        self._get_urls = PresignMemo()
 
     @functools.cached_property
     def signer(self) -> UrlSigner:
@@ -121,7 +123,13 @@ class LocalStorage:
         validate_key(key)
         seconds = expiry_seconds(expires_in, self.settings.presign_get_expires)
         name = clean_download_name(download_name) if download_name else ""
-        return self.signed_url(Grant("GET", key, int(time.time()) + seconds, download_name=name))
+        expires_at = rounded_expiry(seconds)  # see core/storage/memo.py
+        memo_key = (self._base_url or served_url.get(), key, name, expires_at)
+        url = self._get_urls.get(memo_key)
+        if url is None:
+            url = self.signed_url(Grant("GET", key, expires_at, download_name=name))
+            self._get_urls.put(memo_key, url, expires_at)
+        return url
 
     # -- reads ---------------------------------------------------------------------------
     async def head(self, key: str) -> ObjectInfo | None:

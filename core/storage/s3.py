@@ -13,6 +13,7 @@ import contextlib
 import os
 import tempfile
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
@@ -35,6 +36,7 @@ from core.storage.keys import (
     validate_key,
     validate_prefix,
 )
+from core.storage.memo import PresignMemo, rounded_expiry
 
 DEV_BUCKET = "soundhive"
 _CHUNK = 1024 * 1024
@@ -49,6 +51,7 @@ class S3Storage:
         self._session: Any = None
         self._clients: dict[asyncio.AbstractEventLoop, tuple[Any, AsyncExitStack]] = {}
         self._lock = threading.Lock()
+        self._get_urls = PresignMemo()
 
     # -- clients -------------------------------------------------------------------------
     def _config(self) -> Config:
@@ -141,14 +144,20 @@ class S3Storage:
     ) -> str:
         validate_key(key)
         seconds = expiry_seconds(expires_in, self.settings.presign_get_expires)
+        expires_at = rounded_expiry(seconds)  # see core/storage/memo.py
+        memo_key = (key, download_name or "", expires_at)
+        cached = self._get_urls.get(memo_key)
+        if cached is not None:
+            return cached
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
         if download_name:
             params["ResponseContentDisposition"] = content_disposition(download_name)
         with self._guard("presign_get"):
             client = await self._client()
             url: str = await client.generate_presigned_url(
-                "get_object", Params=params, ExpiresIn=seconds
+                "get_object", Params=params, ExpiresIn=max(1, expires_at - int(time.time()))
             )
+        self._get_urls.put(memo_key, url, expires_at)
         return url
 
     # -- reads ---------------------------------------------------------------------------
