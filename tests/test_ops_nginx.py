@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from core.embedded import free_port
+from core.errors import problem_type
 from core.testing.plugin import wait_for
 from tests.music_helpers import sql, wav_bytes
 from tests.ops_support import Nginx, nginx_binary, serve
@@ -158,6 +159,7 @@ def test_security_headers_on_api_storage_and_nginx_responses(
 
     hidden = web.get("/metrics")  # Prometheus scrapes the API directly, never via nginx
     assert hidden.status_code == 404 and hidden.json()["code"] == "NOT_FOUND"
+    assert hidden.json()["type"] == problem_type("NOT_FOUND")
     assert hidden.json()["request_id"] == hidden.headers["x-request-id"]
     assert_security_headers(hidden)
     assert web.get("/readyz").status_code == 200  # loopback is a private network
@@ -235,6 +237,7 @@ def test_body_limits_match_the_upload_limit(
     assert too_big.headers["content-type"] == "application/problem+json"
     problem = too_big.json()
     assert problem["code"] == "PAYLOAD_TOO_LARGE" and problem["status"] == 413
+    assert problem["type"] == problem_type("PAYLOAD_TOO_LARGE")  # the API's own type for it
     assert problem["request_id"] == too_big.headers["x-request-id"]
     assert_security_headers(too_big)
 
@@ -288,6 +291,7 @@ def test_api_down_is_a_problem_503(tmp_path: Path) -> None:
         assert r.headers["content-type"] == "application/problem+json"
         body = r.json()
         assert body["code"] == "SERVICE_UNAVAILABLE" and body["status"] == 503
+        assert body["type"] == problem_type("SERVICE_UNAVAILABLE")
         assert body["request_id"] == r.headers["x-request-id"]
         assert r.headers["retry-after"] == "5"
         assert_security_headers(r)

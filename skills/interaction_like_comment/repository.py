@@ -90,7 +90,9 @@ def viewable_track(viewer_id: uuid.UUID | None, moderator: bool) -> ColumnElemen
         return true()
     others = and_(
         T.status == "ready",
-        T.visibility.in_(("public", "unlisted")),
+        # two comparisons, not IN (…): an IN list is an "expanding" parameter that SQLAlchemy
+        # re-renders into the SQL on every execution of a statement built once
+        or_(T.visibility == "public", T.visibility == "unlisted"),
         T.is_hidden.is_(False),
         visible_condition(),
     )

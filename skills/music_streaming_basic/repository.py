@@ -164,7 +164,9 @@ def viewable(
     others = and_(
         T.status == "ready",
         T.is_hidden.is_(False),
-        T.visibility.in_(("public", "unlisted")),
+        # two comparisons, not IN (…): an IN list is an "expanding" parameter that SQLAlchemy
+        # re-renders into the SQL on every execution of a statement built once
+        or_(T.visibility == "public", T.visibility == "unlisted"),
         visible_condition(),
     )
     return others if profile_id is None else or_(T.owner_id == profile_id, others)
