@@ -515,6 +515,81 @@ async def test_stream_delivers_live_and_resumes_after_last_event_id(
         assert sse.response.status_code == 422
 
 
+async def test_one_recipients_notifications_commit_in_seq_order(
+    api: Any, kernel: Any, soundhive_services: Any
+) -> None:
+    """``seq`` is drawn at insert: a second notification for the same recipient (one by one
+    or in a fan-out batch) waits until the first commits, so it draws a larger ``seq`` and
+    commits after. Otherwise a stream resuming from the larger one (``Last-Event-ID``, or
+    polling while Redis is down) would skip the smaller one, committed later. Another
+    recipient does not wait."""
+    from sqlalchemy import true
+
+    from skills.notification_system import repository as repo
+    from skills.notification_system import service
+
+    _, me = user(api, "order-me")
+    _, ann = user(api, "order-ann")
+    _, bob = user(api, "order-bob")
+    _, other = user(api, "order-other")
+    artist, artist_id = user(api, "order-artist")
+    track = ready_track(api, soundhive_services, artist)["id"]
+    sql(soundhive_services, FOLLOW, me, artist_id)
+    me_id = uuid.UUID(me)
+
+    def follow(recipient: str, actor: str) -> Any:
+        return service.notify(
+            kernel,
+            recipient_id=uuid.UUID(recipient),
+            actor_id=uuid.UUID(actor),
+            type_="follow",
+            still=true(),
+        )
+
+    pending: list[asyncio.Task[Any]] = []
+    try:
+        async with kernel.db.session() as first, first.begin():
+            await repo.hold_recipients(first, [me_id])
+            early = await repo.insert_one(
+                first,
+                recipient_id=me_id,
+                type_="follow",
+                actor_id=uuid.UUID(ann),
+                track_id=None,
+                comment_id=None,
+                still=true(),
+            )
+            assert early is not None
+            single = asyncio.create_task(follow(me, bob))
+            batch = asyncio.create_task(
+                service.fan_out_batch(
+                    kernel,
+                    track_id=uuid.UUID(track),
+                    owner_id=uuid.UUID(artist_id),
+                    after=None,
+                    limit=10,
+                )
+            )
+            pending += [single, batch]
+            elsewhere = await asyncio.wait_for(follow(other, bob), 5)  # not held: goes through
+            assert elsewhere is not None and elsewhere.seq > early.seq
+            await asyncio.sleep(0.5)
+            assert not single.done() and not batch.done()  # both wait for the first's commit
+        later = await asyncio.wait_for(single, 5)
+        made, _ = await asyncio.wait_for(batch, 5)
+    finally:  # never leave a task holding a transaction open past the test (the wipe waits)
+        await asyncio.gather(*pending, return_exceptions=True)
+    assert later is not None and later.seq > early.seq
+    assert [(recipient, item.type) for recipient, item in made] == [(me_id, "new_track")]
+    assert made[0][1].seq > early.seq
+    listed = sql(
+        soundhive_services,
+        "SELECT seq, type FROM notifications WHERE recipient_id = %s ORDER BY seq",
+        me,
+    )
+    assert listed[0] == (early.seq, "follow") and len(listed) == 3
+
+
 async def test_stream_cap_per_user_and_slots_freed_on_disconnect(
     api: Any, live_server: Any, rdb: redis.Redis
 ) -> None:

@@ -45,9 +45,9 @@ A deleted track takes its notifications with it (cascade): counts drift until th
 
 @hookimpl
 def register_models() -> list[type[Any]]:
-    from skills.notification_system.models import Notification
+    from skills.notification_system.models import Notification, NotificationRecipient
 
-    return [Notification]
+    return [Notification, NotificationRecipient]
 
 
 @hookimpl

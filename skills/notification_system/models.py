@@ -101,3 +101,28 @@ class Notification(SQLModel, table=True):
         default_factory=utcnow,
         sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
     )
+
+
+class NotificationRecipient(SQLModel, table=True):
+    """One row per account ever notified, locked by every transaction that makes
+    notifications for it (``repository.hold_recipients``) until that transaction commits.
+
+    ``seq`` is drawn at insert, so without this two transactions for one recipient could
+    commit out of ``seq`` order, and a stream resuming with ``Last-Event-ID`` (or polling
+    while Redis is down) asks for ``seq > n`` and would never see the row that committed
+    after a larger one. Holding the recipient first makes a later transaction draw its
+    ``seq`` after the earlier one committed. A row lock, unlike an advisory lock, costs no
+    slot in PostgreSQL's shared lock table, so a fan-out batch may hold hundreds.
+    """
+
+    __tablename__ = "notification_recipients"
+
+    recipient_id: uuid.UUID = Field(
+        sa_column=Column(
+            ForeignKey("user_profiles.id", ondelete="CASCADE"), primary_key=True, nullable=False
+        )
+    )
+    last_notified_at: datetime = Field(
+        default_factory=utcnow,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )

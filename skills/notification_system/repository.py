@@ -17,6 +17,7 @@ from sqlalchemy import (
     ColumnElement,
     Uuid,
     and_,
+    any_,
     cast,
     exists,
     func,
@@ -31,12 +32,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from skills.interaction_like_comment.api import Comment, Like
 from skills.music_streaming_basic.api import Track, Viewer, listable_condition, viewable_condition
-from skills.notification_system.models import Notification
+from skills.notification_system.models import Notification, NotificationRecipient
 from skills.user_follow_system.api import Follow
 from skills.user_profile.api import UserProfile, visible_condition
 
 N = Notification.__table__.c  # type: ignore[attr-defined]
 NT = Notification.__table__  # type: ignore[attr-defined]
+RT = NotificationRecipient.__table__  # type: ignore[attr-defined]
 P = UserProfile.__table__.c  # type: ignore[attr-defined]
 PT = UserProfile.__table__  # type: ignore[attr-defined]
 INSERTED = (N.id, N.seq, N.recipient_id, N.type, N.actor_id, N.track_id, N.comment_id, N.read)
@@ -81,6 +83,25 @@ def track_listable(track_id: uuid.UUID) -> ColumnElement[bool]:
 
 
 # -- writes -------------------------------------------------------------------------------
+async def hold_recipients(session: AsyncSession, recipient_ids: Sequence[uuid.UUID]) -> None:
+    """Lock the recipients' ``notification_recipients`` rows (made on first use) until the
+    transaction ends, in id order so two batches never deadlock; call before inserting
+    notifications for them (why: ``NotificationRecipient``). Ids without a profile are
+    skipped: nothing could be inserted for them anyway."""
+    if not recipient_ids:
+        return
+    wanted = cast(literal(sorted(set(recipient_ids))), ARRAY(Uuid))
+    existing = select(P.id, func.now()).where(P.id == any_(wanted)).order_by(P.id)
+    stmt = (
+        insert(RT)
+        .from_select(["recipient_id", "last_notified_at"], existing)
+        .on_conflict_do_update(
+            index_elements=["recipient_id"], set_={"last_notified_at": func.now()}
+        )
+    )
+    await session.execute(stmt)
+
+
 async def insert_one(
     session: AsyncSession,
     *,

@@ -26,7 +26,6 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 
 
-
 @router.get("/notifications", response_model=Page[NotificationRead])
 async def list_notifications(
     user: CurrentUser,

@@ -61,6 +61,7 @@ async def notify(
     if recipient_id == actor_id:
         return None
     async with kernel.db.session() as session, session.begin():
+        await repo.hold_recipients(session, [recipient_id])  # commit in seq order
         row = await repo.insert_one(
             session,
             recipient_id=recipient_id,
@@ -90,6 +91,7 @@ async def fan_out_batch(
     where the next batch starts (``None``: done, or the track is no longer public)."""
     async with kernel.db.session() as session, session.begin():
         batch = await follows.follower_ids(session, owner_id, after=after, limit=limit)
+        await repo.hold_recipients(session, batch.ids)  # commit in seq order per recipient
         rows = await repo.insert_new_track(session, batch.ids, owner_id=owner_id, track_id=track_id)
         if batch.ids and not rows and not await _listable(session, track_id):
             return [], None
