@@ -69,7 +69,8 @@ async def test_two_processes_never_admit_more_than_the_limit_together(
     soundhive_services: Any,
 ) -> None:
     """Two processes (each may admit up to half the limit on its own estimate) racing for
-    one caller: neither is starved, and together they stay within the documented bound."""
+    one caller: neither is shut out, and together they stay within the documented bound.
+    How the limit splits between them depends on scheduling (no fairness is promised)."""
     bucket = f"t:{uuid.uuid4().hex}"
     url = soundhive_services.redis_url
     async with counter(url) as first, counter(url) as second:
@@ -85,7 +86,7 @@ async def test_two_processes_never_admit_more_than_the_limit_together(
         # the documented bound: the limit, plus what the other process admitted on its own
         # estimate before reporting it (at most local_share of the limit)
         assert 100 <= sum(totals) <= 150, totals
-        assert all(40 <= admitted <= 100 for admitted in totals), totals
+        assert all(1 <= admitted <= 100 for admitted in totals), totals
         await first.flush()
         await second.flush()
         raw = await first.cache.client.get(stored(first.cache, bucket))  # type: ignore[union-attr]
