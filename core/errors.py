@@ -145,6 +145,18 @@ def problem_doc(status: int, code: str, title: str, detail: str, **extra: Any) -
     return {"description": title, "content": {PROBLEM_JSON: {"example": example}}}
 
 
+def problem_doc_of(
+    status: int, code: str, detail: str, description: str | None = None
+) -> dict[str, Any]:
+    """:func:`problem_doc` with the title derived from the code (``PLAYLIST_FULL`` → "Playlist
+    full"); ``description`` replaces the title as the entry's text, e.g. to name the other
+    codes one status may carry."""
+    entry = problem_doc(status, code, code.replace("_", " ").capitalize(), detail)
+    if description is not None:
+        entry["description"] = description
+    return entry
+
+
 def problem_response(
     request: Request | None,
     *,

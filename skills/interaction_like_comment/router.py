@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from core.db import SessionDep
-from core.errors import problem_doc
+from core.errors import problem_doc_of
 from core.kernel import KernelDep
 from core.pagination import Cursor, Limit, Page
 from skills.interaction_like_comment import service
@@ -47,17 +47,14 @@ Writer = Annotated[Viewer, Depends(writer)]
 Reader = Annotated[Viewer, Depends(reader)]
 
 
-def _problem(status: int, code: str, detail: str) -> dict[str, Any]:
-    """``problem_doc`` with the title derived from the code."""
-    return problem_doc(status, code, code.replace("_", " ").capitalize(), detail)
-
-
-AUTH = _problem(401, "UNAUTHORIZED", "Authentication required.")
-BANNED = _problem(403, "ACCOUNT_BANNED", "This account is banned and cannot make changes.")
-TRACK_404 = _problem(404, "TRACK_NOT_FOUND", "No track with that id.")
-COMMENT_404 = _problem(404, "COMMENT_NOT_FOUND", "No comment with that id.")
-NOT_AUTHOR = _problem(403, "NOT_COMMENT_AUTHOR", "Only the comment's author can edit it.")
-INVALID = _problem(422, "INVALID_PARENT", "parent_id must be a top-level comment of the track.")
+AUTH = problem_doc_of(401, "UNAUTHORIZED", "Authentication required.")
+BANNED = problem_doc_of(403, "ACCOUNT_BANNED", "This account is banned and cannot make changes.")
+TRACK_404 = problem_doc_of(404, "TRACK_NOT_FOUND", "No track with that id.")
+COMMENT_404 = problem_doc_of(404, "COMMENT_NOT_FOUND", "No comment with that id.")
+NOT_AUTHOR = problem_doc_of(403, "NOT_COMMENT_AUTHOR", "Only the comment's author can edit it.")
+INVALID = problem_doc_of(
+    422, "INVALID_PARENT", "parent_id must be a top-level comment of the track."
+)
 WRITE: dict[int | str, dict[str, Any]] = {401: AUTH, 403: BANNED, 404: TRACK_404}
 
 

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Request, Response
 
 from core.db import SessionDep
+from core.errors import problem_doc_of
 from core.kernel import kernel_of
 from core.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 from skills.music_streaming_basic.api import TrackViewer, Viewer
@@ -32,16 +33,22 @@ SKILL = "playlist-management"
 Responses = dict[int | str, dict[str, Any]]
 
 
-def _problem(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/problem+json": {}}}
-
-
 READ: Responses = {
-    404: _problem("No such playlist, or not visible to the caller (PLAYLIST_NOT_FOUND)")
+    404: problem_doc_of(
+        404,
+        "PLAYLIST_NOT_FOUND",
+        "No playlist with that id.",
+        "No such playlist, or not visible to the caller (PLAYLIST_NOT_FOUND)",
+    )
 }
 WRITE: Responses = {
     **READ,
-    403: _problem("Not the owner (NOT_PLAYLIST_OWNER), or a banned account (ACCOUNT_BANNED)"),
+    403: problem_doc_of(
+        403,
+        "NOT_PLAYLIST_OWNER",
+        "Only the playlist's owner can change it.",
+        "Not the owner (NOT_PLAYLIST_OWNER), or a banned account (ACCOUNT_BANNED)",
+    ),
 }
 
 
@@ -94,7 +101,7 @@ async def delete_playlist(playlist_id: uuid.UUID, session: SessionDep, viewer: W
 @router.get(
     "/users/{user_id}/playlists",
     response_model=Page[PlaylistRead],
-    responses={404: _problem("No such user (USER_NOT_FOUND)")},
+    responses={404: problem_doc_of(404, "USER_NOT_FOUND", "No user with that id.")},
 )
 async def user_playlists(
     user_id: uuid.UUID,
@@ -121,8 +128,13 @@ async def user_playlists(
     response_model=PlaylistEntry,
     responses={
         **WRITE,
-        409: _problem("The track is already in the playlist (DUPLICATE_RESOURCE)"),
-        422: _problem("Position out of range (VALIDATION_FAILED) or full (PLAYLIST_FULL)"),
+        409: problem_doc_of(409, "DUPLICATE_RESOURCE", "The track is already in the playlist."),
+        422: problem_doc_of(
+            422,
+            "PLAYLIST_FULL",
+            "The playlist is full (SOUNDHIVE_PLAYLIST_MAX_TRACKS).",
+            "Position out of range (VALIDATION_FAILED) or full (PLAYLIST_FULL)",
+        ),
     },
 )
 async def add_track(
@@ -146,7 +158,7 @@ async def remove_track(
 @router.patch(
     "/playlists/{playlist_id}/tracks/{track_id}",
     status_code=204,
-    responses={**WRITE, 422: _problem("Position out of range (VALIDATION_FAILED)")},
+    responses={**WRITE, 422: problem_doc_of(422, "VALIDATION_FAILED", "Position out of range.")},
 )
 async def move_track(
     playlist_id: uuid.UUID,
@@ -164,7 +176,10 @@ async def move_track(
     "/playlists/{playlist_id}/fork",
     status_code=201,
     response_model=PlaylistRead,
-    responses={**WRITE, 422: _problem("The copy would exceed the size limit (PLAYLIST_FULL)")},
+    responses={
+        **WRITE,
+        422: problem_doc_of(422, "PLAYLIST_FULL", "The copy would exceed the size limit."),
+    },
 )
 async def fork_playlist(
     playlist_id: uuid.UUID,
