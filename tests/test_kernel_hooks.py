@@ -155,6 +155,41 @@ async def test_events_are_relayed_to_subscribers_after_commit(
     await kernel.aclose()
 
 
+async def test_events_written_by_a_single_statement_commit_with_it(
+    everything: tuple[Everything, Kernel],
+) -> None:
+    """``outbox_insert`` embeds the event in the write's own statement: one event per row of
+    the source, its payload built in SQL; none when the source is empty; a statement that
+    fails leaves none. ``events_committed`` then relays them like ``relay_after_commit``."""
+    import dramatiq
+    from sqlalchemy import Integer, column, literal, select, values
+
+    _, kernel = everything
+    broker = stub_kernel(kernel)
+
+    def statement(numbers: list[int], divisor: int = 1) -> Any:
+        rows = values(column("n", Integer), name="rows").data([(n,) for n in numbers] or [(0,)])
+        source = select(rows.c.n).where(rows.c.n != 0).cte("source")  # [] leaves it empty
+        payload = {"n": source.c.n / literal(divisor), "tag": literal("single")}
+        event = events.outbox_insert("everything.happened", payload, source)
+        return select(literal(1)).add_cte(event.cte("event"))
+
+    async with kernel.db.autocommit() as conn:
+        await conn.execute(statement([10, 20]))
+        await conn.execute(statement([]))
+        with pytest.raises(Exception):  # noqa: B017 - division by zero aborts the statement
+            await conn.execute(statement([30], divisor=0))
+    assert await events.pending_count(kernel) == 2
+    await events.events_committed(kernel)  # no background relay here: relays inline
+    assert await events.pending_count(kernel) == 0
+    queue = broker.queues["default"]
+    messages = [dramatiq.Message.decode(queue.get_nowait()) for _ in range(queue.qsize())]
+    payloads = sorted((m.kwargs["payload"] for m in messages), key=lambda p: p["n"])
+    assert payloads == [{"n": 10, "tag": "single"}, {"n": 20, "tag": "single"}]
+    assert {m.kwargs["type"] for m in messages} == {"everything.happened"}
+    await kernel.aclose()
+
+
 async def test_broker_outage_keeps_events_until_it_returns(
     everything: tuple[Everything, Kernel],
 ) -> None:
