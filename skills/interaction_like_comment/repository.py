@@ -111,7 +111,6 @@ def _set_like_statement(liked: bool, moderator: bool) -> Any:
     visible. Parameters: ``track_id``, ``viewer_id``, ``like_id`` (liking only), ``delta_like``.
     """
     target = _lock_statement(moderator, True).cte("target")
-    mine = (L.track_id == bindparam("track_id"), L.user_id == bindparam("viewer_id"))
     if liked:
         new_row: Any = select(bindparam("like_id"), bindparam("track_id"), bindparam("viewer_id"))
         changed = (
@@ -124,7 +123,11 @@ def _set_like_statement(liked: bool, moderator: bool) -> Any:
     else:
         changed = (
             delete(Like.__table__)  # type: ignore[attr-defined]
-            .where(*mine, exists(select(literal_column("1")).select_from(target)))
+            .where(
+                L.track_id == bindparam("track_id"),
+                L.user_id == bindparam("viewer_id"),
+                exists(select(literal_column("1")).select_from(target)),
+            )
             .returning(L.id)
             .cte("changed")
         )
