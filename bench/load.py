@@ -46,6 +46,7 @@ VENV_BIN = Path(sys.executable).parent
 LUA = BENCH / "scenarios.lua"
 SCENARIOS = (
     "baseline",
+    "floor",
     "healthz",
     "anon",
     "track",
@@ -56,8 +57,11 @@ SCENARIOS = (
     "play",
     "mixed",
 )
+BASELINE_SERVED = ("baseline", "floor")
+"""Scenarios served by ``bench/baseline_app.py`` rather than by Soundhive."""
 LABELS = {
     "baseline": "baseline: bare FastAPI GET /ping",
+    "floor": "floor: FastAPI alone, shaped like GET /tracks/{id}",
     "healthz": "GET /healthz (API stack, no /api/ middleware)",
     "anon": "GET /tracks/{id} (cached, anonymous)",
     "track": "GET /tracks/{id} (cached)",
@@ -566,6 +570,12 @@ def verdicts(results: dict[str, Result]) -> list[str]:
             f"{'PASS' if ok else 'FAIL'} cached track read {track.rps / base.rps:.0%} "
             "of baseline (target >= 50 %)"
         )
+    floor = results.get("floor")
+    if base and floor:
+        out.append(
+            f"INFO  FastAPI's own floor for that read: {floor.rps / base.rps:.0%} of baseline"
+            + (f"; Soundhive's read is {track.rps / floor.rps:.0%} of it" if track else "")
+        )
     if mixed:
         ok = mixed.rps >= 3000 and mixed.p99_ms < 100 and mixed.errors == 0
         out.append(
@@ -650,8 +660,9 @@ def run_scenarios(
     for name in names:
         if name == "search" and not env.has_search:
             continue
-        url = f"http://127.0.0.1:{env.baseline_port}" if name == "baseline" else env.api_url
-        server = env.baseline if name == "baseline" else env.api
+        on_baseline = name in BASELINE_SERVED
+        url = f"http://127.0.0.1:{env.baseline_port}" if on_baseline else env.api_url
+        server = env.baseline if on_baseline else env.api
         cpu0 = tree_cpu(server.pid) if server else {}
         pg0 = backend_cpu(env.db_name)
         r = run_wrk(
@@ -694,11 +705,12 @@ def main(argv: list[str] | None = None) -> int:
     results: list[Result] = []
     with BenchEnv(args) as env:
         env.setup()
-        if "baseline" in names:
+        baseline_names = [n for n in names if n in BASELINE_SERVED]
+        if baseline_names:
             env.start_baseline()
-            results += run_scenarios(env, ["baseline"], pause=args.pause)
+            results += run_scenarios(env, baseline_names, pause=args.pause)
             env.stop_baseline()
-        api_names = [n for n in names if n != "baseline"]
+        api_names = [n for n in names if n not in BASELINE_SERVED]
         levels = {"off": ["WARNING"], "on": ["INFO"], "both": ["WARNING", "INFO"]}[args.access_log]
         for level in levels:
             env.start_api(log_level=level)

@@ -1,7 +1,8 @@
 -- wrk script of bench/load.py and bench/soak.py (not meant to be run by hand).
 --   wrk -s bench/scenarios.lua URL -- <scenario> <data file> [delay ms]
 -- The data file has one "token <jwt>", "track <uuid>" or "query <words>" per line.
--- Scenarios: baseline, healthz (API, no auth, no /api/ middleware), anon (cached track read
+-- Scenarios: baseline, floor (FastAPI's own cost of an authenticated read, on the baseline
+-- server), healthz (API, no auth, no /api/ middleware), anon (cached track read
 -- without a token), track, me, feed, search, like, play, mixed (80 % reads / 20 % writes).
 -- done() prints one "BENCH_JSON {...}" line: percentiles in microseconds, status classes.
 
@@ -61,7 +62,9 @@ function request()
   if kind == "mixed" then kind = pick() end
   local headers = { ["Authorization"] = "Bearer " .. tokens[math.random(#tokens)] }
   local track = tracks[math.random(#tracks)]
-  if kind == "track" then
+  if kind == "floor" then
+    return wrk.format("GET", "/floor/tracks/" .. track, headers)
+  elseif kind == "track" then
     return wrk.format("GET", "/api/v1/tracks/" .. track, headers)
   elseif kind == "me" then
     return wrk.format("GET", "/api/v1/users/me", headers)

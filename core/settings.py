@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     """API processes keep hot cache entries (accounts, tracks) in memory too, kept coherent by
     Redis pub/sub (``core.nearcache``); ``false`` sends every look-up to Redis."""
     concurrency_limit: int = Field(default=512, ge=1)
+    outbox_linger_ms: int = Field(default=20, ge=0, le=1000)
+    """How long an API process's outbox relay waits after a commit wakes it, so the events of
+    a burst of writes share one relay pass (one transaction, one pipelined enqueue)."""
     max_token_bytes: int = Field(default=8192, ge=256)
     max_json_bytes: int = Field(default=1024 * 1024, ge=1024)
     """Largest request body outside ``/storage/`` (413 ``PAYLOAD_TOO_LARGE`` above it): the

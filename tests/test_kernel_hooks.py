@@ -262,3 +262,65 @@ async def test_scheduler_sends_periodic_jobs_and_relays(
     assert 2 <= len(ticks) <= 6  # every 0.2 s during ~0.7 s
     assert await events.pending_count(kernel) == 0
     await kernel.aclose()
+
+
+async def test_relay_enqueues_a_batch_in_one_pipeline_and_a_real_worker_runs_each_once(
+    everything: tuple[Everything, Kernel], soundhive_services: Any
+) -> None:
+    """On the Redis broker the relay sends a batch through one pipeline (``enqueue_all``):
+    every message lands in the queue as Dramatiq's own ``enqueue`` would put it, a real
+    worker runs each exactly once, and enqueues from other threads meanwhile go straight to
+    Redis. A burst of commits that each wake the background relay goes out in one pass."""
+    import dramatiq
+
+    from core.broker import PipelinedScript, build_broker
+
+    skill, kernel = everything
+    broker = build_broker(soundhive_services.redis_url)
+    assert isinstance(broker.scripts["dispatch"], PipelinedScript)  # type: ignore[attr-defined]
+    kernel.use_broker(broker)
+    broker.flush_all()
+    passes: list[int] = []
+    relay_pending = events.relay_pending
+
+    async def counted(kernel: Kernel, *, batch: int = 200) -> int:
+        relayed = await relay_pending(kernel, batch=batch)
+        passes.append(relayed)
+        return relayed
+
+    relay = kernel.relay = events.BackgroundRelay(kernel, linger=0.2)
+    events.relay_pending = counted  # type: ignore[assignment]
+    relay.start()
+    try:
+        for n in range(6):  # six requests, six commits, six wake-ups within the linger
+            async with kernel.db.session() as session:
+                async with session.begin():
+                    events.emit(session, "everything.happened", {"n": n})
+                await events.relay_after_commit(kernel, session)
+        for _ in range(100):
+            if await events.pending_count(kernel) == 0:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        events.relay_pending = relay_pending  # type: ignore[assignment]
+        await relay.stop()
+        kernel.relay = None
+    assert [p for p in passes if p] == [6]  # one pass carried the whole burst
+    client = broker.client  # type: ignore[attr-defined]
+    queued = [
+        dramatiq.Message.decode(raw)
+        for raw in client.hvals("soundhive-tasks:default.msgs")  # Dramatiq's message store
+    ]
+    assert sorted(m.kwargs["payload"]["n"] for m in queued) == list(range(6))
+    assert len({m.options["redis_message_id"] for m in queued}) == 6
+
+    worker = dramatiq.Worker(broker, worker_timeout=50)
+    worker.start()
+    try:
+        await asyncio.to_thread(broker.join, "default", timeout=10_000)
+        await asyncio.to_thread(worker.join)
+    finally:
+        worker.stop()
+    assert sorted(r["payload"]["n"] for r in skill.received) == list(range(6))
+    broker.flush_all()
+    await kernel.aclose()
