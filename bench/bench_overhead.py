@@ -8,13 +8,15 @@ call (``time.process_time``: what the API worker itself spends, client side, inc
 event loop's share of each round trip; the servers' own CPU is not counted):
 
 * a bare ASGI round trip through FastAPI (an ``async def`` route returning a dict), through
-  the kernel's full app (``/healthz``), and a route with ``SessionDep`` and ``MaybePrincipal``;
+  FastAPI's floor for a track read (``bench/baseline_app.py``), one route tried before the
+  match, and through the kernel's full app (``/healthz``);
 * JWT verification cold (signature) and warm (the verified-token cache);
 * one Redis command (redis-py asyncio, hiredis), the rate limiter's ``EVALSHA``, and the
   kernel cache's ``get`` (command + JSON decode + metrics);
 * a PostgreSQL transaction with one and with six statements through SQLAlchemy's
   ``AsyncSession``, the same through plain psycopg, and an ``AsyncSession`` that runs no
-  statement (the per-statement difference is what a hot path would save on raw SQL).
+  statement (the per-statement difference is what a hot path would save on raw SQL);
+* an outbox relay pass on the Redis broker, per event, for passes of 1 and of 10 events.
 
 It creates and drops a scratch database ``overhead_<random>`` and flushes Redis DB ``--redis-db``.
 """
@@ -23,9 +25,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -38,6 +42,8 @@ from core.kernel import Kernel
 from core.ratelimit import hit
 from core.settings import Settings
 from core.testing.jwks import JwksServer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # baseline_app, beside this file
 
 
 async def per_call(fn: Callable[[], Awaitable[Any]], rounds: int) -> float:
@@ -87,6 +93,7 @@ async def run(args: argparse.Namespace) -> list[tuple[str, float]]:
         ):
             client_only = await per_call(lambda: b.get("/ping"), args.rounds)
             rows.append(("bare FastAPI route (incl. the in-process HTTP client)", client_only))
+            rows += await fastapi_rows(args.rounds)
             rows.append(
                 (
                     "kernel app: GET /healthz (same client)",
@@ -178,12 +185,82 @@ async def run(args: argparse.Namespace) -> list[tuple[str, float]]:
             )
         )
         await raw.close()
+        rows += await relay_rows(kernel, redis_url, max(50, args.rounds // 20))
         await kernel.redis.flushdb()
         await kernel.aclose()
     finally:
         jwks.stop()
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return rows
+
+
+async def fastapi_rows(rounds: int) -> list[tuple[str, float]]:
+    """What FastAPI itself costs, through the same in-process client: ``baseline_app``'s
+    ``floor`` route (the shape of an authenticated track read, none of Soundhive's work), and
+    one route tried before the match (a route behind 50 others, less the same route alone)."""
+    import baseline_app
+
+    def app_with(routes_before: int) -> FastAPI:
+        app = FastAPI()
+        for n in range(routes_before):
+
+            async def other() -> dict[str, str]:
+                return {}
+
+            app.add_api_route(f"/other{n}/{{item_id}}", other, methods=["GET"])
+
+        @app.get("/tracks/{track_id}")
+        async def track(track_id: uuid.UUID) -> dict[str, str]:
+            return {"id": str(track_id)}
+
+        return app
+
+    path = f"/tracks/{uuid.uuid4()}"
+    headers = {"Authorization": "Bearer floor"}
+    targets = ((baseline_app.app, f"/floor{path}"), (app_with(0), path), (app_with(50), path))
+    costs = []
+    for app, target in targets:
+        transport = httpx.ASGITransport(app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://f") as client:
+
+            def get(client: httpx.AsyncClient = client, target: str = target) -> Any:
+                return client.get(target, headers=headers)
+
+            costs.append(await per_call(get, rounds))
+    return [
+        ("FastAPI floor of a track read (bench/baseline_app.py, same client)", costs[0]),
+        ("FastAPI: one route tried before the match", (costs[2] - costs[1]) / 50),
+    ]
+
+
+async def relay_rows(kernel: Kernel, redis_url: str, rounds: int) -> list[tuple[str, float]]:
+    """CPU per event of an outbox relay pass (``core.events.relay_pending``) on the Redis
+    broker, for passes of 1 and of 10 ``track.liked`` events (two subscribers each): what
+    the background relay's linger saves when a burst of writes shares one pass."""
+    from core.broker import build_broker
+    from core.events import OutboxEvent, emit, relay_pending
+
+    async with kernel.db.engine.begin() as conn:
+        await conn.run_sync(lambda sync: OutboxEvent.__table__.create(sync))  # type: ignore[attr-defined]
+    broker = build_broker(redis_url)
+    kernel.use_broker(broker)
+    rows = []
+    for batch in (1, 10):
+        spent = 0.0
+        for n in range(rounds + 10):
+            async with kernel.db.session() as session, session.begin():
+                for _ in range(batch):
+                    ids = {k: str(uuid.uuid4()) for k in ("track_id", "user_id", "owner_id")}
+                    emit(session, "track.liked", ids)
+            started = time.process_time()
+            relayed = await relay_pending(kernel)
+            if n >= 10:  # warm-up passes are not counted
+                spent += time.process_time() - started
+            assert relayed == batch, relayed
+        per_event = spent / (rounds * batch) * 1000
+        rows.append((f"outbox relay, passes of {batch}: per event (2 messages)", per_event))
+    broker.flush_all()
     return rows
 
 

@@ -3,10 +3,11 @@ Range, intact). CORS, when origins are configured, is Starlette's and sits outsi
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
+import secrets
 import time
-import uuid
 from typing import Any
 
 import structlog
@@ -68,6 +69,10 @@ class ApiMiddleware:
         """CORS is on: a request without ``Origin`` (which ``CorsForOrigins`` lets skip
         Starlette's CORS layer) still gets the ``Vary: Origin`` that layer would add."""
         self.access_log = structlog.get_logger("soundhive.access").bind()
+        self._id_prefix = secrets.token_hex(8)
+        """Request ids are this process's random prefix and a counter (32 hex digits, like a
+        UUID's): unique without a ``getrandom`` call and a ``UUID`` object per request."""
+        self._id_counter = itertools.count(1)
         self._children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -76,7 +81,10 @@ class ApiMiddleware:
             return
         headers = dict(scope["headers"])
         incoming = headers.get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
+        if _SAFE_ID.match(incoming):
+            request_id = incoming
+        else:
+            request_id = f"{self._id_prefix}{next(self._id_counter):016x}"
         scope.setdefault("state", {})["request_id"] = request_id
         structlog.contextvars.bind_contextvars(request_id=request_id)
         start = time.perf_counter()

@@ -4,10 +4,9 @@ another skill only through that skill's public ``api`` module, and only if it re
 from __future__ import annotations
 
 import ast
-from importlib.metadata import entry_points
 from pathlib import Path
 
-import pytest
+from core.testing.importlint import Manifest, installed_manifests, undeclared_imports
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,33 +33,51 @@ def test_core_never_imports_a_skill() -> None:
     assert offenders == []
 
 
-def built_in_skills() -> dict[str, str]:
-    """Package name (``user_profile``) → skill name (``user-profile``)."""
-    return {
-        ep.value.split(".")[1]: ep.name
-        for ep in entry_points(group="soundhive.skills")
-        if ep.value.startswith("skills.")
+def test_skills_import_others_only_through_declared_public_modules() -> None:
+    """The repository keeps the rule ``lint-imports`` checks (``core.testing.importlint``)."""
+    import grimp
+
+    graph = grimp.build_graph("core", "skills")
+    manifests = installed_manifests("skills")
+    assert {"user_profile", "music_streaming_basic", "activity_feed"} <= set(manifests)
+    assert undeclared_imports(graph, "skills", manifests) == []
+
+
+def test_the_contract_finds_each_kind_of_undeclared_import() -> None:
+    """On a graph with one import of each kind: a declared skill's ``api`` passes; a
+    declared skill's private module, an undeclared skill and a package that is no skill do
+    not; a skill's imports of itself and of the kernel are its own business."""
+    import grimp
+
+    graph = grimp.ImportGraph()
+    for module in ("skills.a", "skills.a.x", "skills.a.y", "skills.b", "skills.b.api"):
+        graph.add_module(module)
+    for module in ("skills.b.repository", "skills.c", "skills.c.api", "skills.zzz", "core"):
+        graph.add_module(module)
+    edges = {
+        "skills.b.api": 3,
+        "skills.b": 4,
+        "skills.b.repository": 5,
+        "skills.c.api": 6,
+        "skills.zzz": 7,
+        "skills.a.y": 8,
+        "core": 9,
     }
-
-
-@pytest.mark.parametrize("package", sorted(built_in_skills()))
-def test_skills_import_others_only_through_declared_public_modules(package: str) -> None:
-    import importlib
-
-    skills = built_in_skills()
-    requires = set(importlib.import_module(f"skills.{package}").SKILL.requires)
-    offenders = []
-    for path in (ROOT / "skills" / package).rglob("*.py"):
-        for line, module in imported_modules(path):
-            parts = module.split(".")
-            if parts[0] != "skills" or len(parts) < 2 or parts[1] == package:
-                continue
-            other = skills.get(parts[1])
-            where = f"{path.relative_to(ROOT)}:{line} imports {module}"
-            if other is None:
-                offenders.append(f"{where}: not a skill")
-            elif other not in requires:
-                offenders.append(f"{where}: '{other}' is not in SKILL.requires")
-            elif len(parts) > 2 and parts[2] != "api":
-                offenders.append(f"{where}: only skills.{parts[1]}.api is public")
-    assert offenders == []
+    for imported, line in edges.items():
+        graph.add_import(
+            importer="skills.a.x", imported=imported, line_number=line, line_contents="import"
+        )
+    manifests = {
+        "a": Manifest("skill-a", frozenset({"skill-b"})),
+        "b": Manifest("skill-b", frozenset()),
+        "c": Manifest("skill-c", frozenset()),
+    }
+    found = {
+        (item["imported"], tuple(item["lines"])): item["why"]
+        for item in undeclared_imports(graph, "skills", manifests)
+    }
+    assert found == {
+        ("skills.b.repository", (5,)): "only skills.b.api is public",
+        ("skills.c.api", (6,)): "'skill-c' is not in the SKILL.requires of 'skill-a'",
+        ("skills.zzz", (7,)): "skills.zzz is not a skill",
+    }
