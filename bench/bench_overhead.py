@@ -14,8 +14,10 @@ event loop's share of each round trip; the servers' own CPU is not counted):
 * one Redis command (redis-py asyncio, hiredis), the rate limiter's ``EVALSHA``, and the
   kernel cache's ``get`` (command + JSON decode + metrics);
 * a PostgreSQL transaction with one and with six statements through SQLAlchemy's
-  ``AsyncSession``, the same through plain psycopg, and an ``AsyncSession`` that runs no
-  statement (the per-statement difference is what a hot path would save on raw SQL);
+  ``AsyncSession``, one autocommit statement through ``kernel.db.autocommit()`` and through a
+  ``psycopg_pool`` pool, the same transactions through plain psycopg, and an
+  ``AsyncSession`` that runs no statement (the per-statement difference is what a hot path
+  would save on raw SQL);
 * an outbox relay pass on the Redis broker, per event, for passes of 1 and of 10 events.
 
 It creates and drops a scratch database ``overhead_<random>`` and flushes Redis DB ``--redis-db``.
@@ -34,8 +36,9 @@ from typing import Any
 
 import httpx
 import psycopg
+import psycopg_pool
 from fastapi import FastAPI
-from sqlalchemy import text
+from sqlalchemy import literal, select, text
 
 from core.app import create_app
 from core.kernel import Kernel
@@ -170,6 +173,34 @@ async def run(args: argparse.Namespace) -> list[tuple[str, float]]:
                 await per_call(session_idle, args.rounds),
             )
         )
+        one = select(literal(1).label("x"))
+
+        async def autocommit_statement() -> None:
+            async with db.autocommit() as conn:
+                (await conn.execute(one)).all()
+
+        rows.append(
+            (
+                "kernel.db.autocommit(): one statement (checkout, execute, return)",
+                await per_call(autocommit_statement, args.rounds),
+            )
+        )
+        pool = psycopg_pool.AsyncConnectionPool(
+            database_url, min_size=1, max_size=2, kwargs={"autocommit": True}, open=False
+        )
+        await pool.open()
+
+        async def pooled_statement() -> None:
+            async with pool.connection() as conn:
+                await (await conn.execute("SELECT 1 AS x")).fetchall()
+
+        rows.append(
+            (
+                "psycopg_pool: one statement (checkout, execute, return)",
+                await per_call(pooled_statement, args.rounds),
+            )
+        )
+        await pool.close()
         raw = await psycopg.AsyncConnection.connect(database_url)
 
         async def raw_tx(statements: int = 1) -> None:

@@ -112,6 +112,19 @@ def test_cli_hook_adds_a_command(make_settings: Any) -> None:
     assert result.exit_code == 0 and result.output.strip() == "hello from everything"
 
 
+async def run_queue_dry(broker: Any) -> None:
+    """Run a real Dramatiq worker on ``broker`` until the default queue is empty."""
+    import dramatiq
+
+    worker = dramatiq.Worker(broker, worker_timeout=50)
+    worker.start()
+    try:
+        await asyncio.to_thread(broker.join, "default", timeout=10_000)
+        await asyncio.to_thread(worker.join)
+    finally:
+        worker.stop()
+
+
 def stub_kernel(kernel: Kernel) -> StubBroker:
     from dramatiq.middleware.asyncio import AsyncIO
 
@@ -141,15 +154,7 @@ async def test_events_are_relayed_to_subscribers_after_commit(
     assert await events.pending_count(kernel) == 0
     queued = broker.queues["default"].qsize()
     assert queued == 1  # one subscriber for one committed event; the rollback left nothing
-    import dramatiq
-
-    worker = dramatiq.Worker(broker, worker_timeout=50)
-    worker.start()
-    try:
-        await asyncio.to_thread(broker.join, "default", timeout=10_000)
-        await asyncio.to_thread(worker.join)
-    finally:
-        worker.stop()
+    await run_queue_dry(broker)
     assert [r["payload"] for r in skill.received] == [{"n": 1}]
     assert skill.received[0]["type"] == "everything.happened"
     await kernel.aclose()
@@ -265,7 +270,7 @@ async def test_scheduler_sends_periodic_jobs_and_relays(
 
 
 async def test_relay_enqueues_a_batch_in_one_pipeline_and_a_real_worker_runs_each_once(
-    everything: tuple[Everything, Kernel], soundhive_services: Any
+    everything: tuple[Everything, Kernel], soundhive_services: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """On the Redis broker the relay sends a batch through one pipeline (``enqueue_all``):
     every message lands in the queue as Dramatiq's own ``enqueue`` would put it, a real
@@ -289,7 +294,7 @@ async def test_relay_enqueues_a_batch_in_one_pipeline_and_a_real_worker_runs_eac
         return relayed
 
     relay = kernel.relay = events.BackgroundRelay(kernel, linger=0.2)
-    events.relay_pending = counted  # type: ignore[assignment]
+    monkeypatch.setattr(events, "relay_pending", counted)  # counts the passes, runs each
     relay.start()
     try:
         for n in range(6):  # six requests, six commits, six wake-ups within the linger
@@ -302,7 +307,6 @@ async def test_relay_enqueues_a_batch_in_one_pipeline_and_a_real_worker_runs_eac
                 break
             await asyncio.sleep(0.05)
     finally:
-        events.relay_pending = relay_pending  # type: ignore[assignment]
         await relay.stop()
         kernel.relay = None
     assert [p for p in passes if p] == [6]  # one pass carried the whole burst
@@ -314,13 +318,7 @@ async def test_relay_enqueues_a_batch_in_one_pipeline_and_a_real_worker_runs_eac
     assert sorted(m.kwargs["payload"]["n"] for m in queued) == list(range(6))
     assert len({m.options["redis_message_id"] for m in queued}) == 6
 
-    worker = dramatiq.Worker(broker, worker_timeout=50)
-    worker.start()
-    try:
-        await asyncio.to_thread(broker.join, "default", timeout=10_000)
-        await asyncio.to_thread(worker.join)
-    finally:
-        worker.stop()
+    await run_queue_dry(broker)
     assert sorted(r["payload"]["n"] for r in skill.received) == list(range(6))
     broker.flush_all()
     await kernel.aclose()
