@@ -20,12 +20,11 @@ package of skills can use the same contract with its own ``skills_package``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import Any
 
 from importlinter import Contract, ContractCheck, fields, output
 
-ENTRY_POINT_GROUP = "soundhive.skills"
+from core.plugins import ENTRY_POINT_GROUP, discover
 
 
 @dataclass(frozen=True)
@@ -39,7 +38,7 @@ class Manifest:
 def installed_manifests(skills_package: str) -> dict[str, Manifest]:
     """Sub-package (``user_profile``) → manifest, for the skills under ``skills_package``."""
     found = {}
-    for entry in entry_points(group=ENTRY_POINT_GROUP):
+    for entry in discover():
         parts = entry.value.split(".")
         if parts[0] != skills_package or len(parts) < 2:
             continue
